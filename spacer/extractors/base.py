@@ -1,0 +1,229 @@
+"""
+The feature-extractor base class: data files, serialization, and the one
+call that turns an image and its points into features.
+
+A subclass implements three things:
+
+- ``feature_dim`` (property): length of one feature vector.
+- ``build_model(self, device: str) -> Any``: the cold path. Read the data
+  files with ``self.load_datastream(key)`` (hash-checked) and return a
+  ready-to-run model on ``device`` ('cpu', 'cuda', 'cuda:N'). Called once
+  per process for given file contents and device; the result is kept warm
+  (``spacer.extractors.warm``).
+- ``compute_features(self, model, patches: np.ndarray) -> np.ndarray``:
+  ``patches`` is a uint8 batch of shape (N, CROP_SIZE, CROP_SIZE, 3), RGB;
+  return an (N, feature_dim) float array (float32 is fine), row i for
+  patch i. Called once per batch of at most ``self.batch_size(device)``.
+
+Optionally override ``CPU_BATCH_SIZE`` / ``GPU_BATCH_SIZE`` (config
+EXTRACT_BATCH_SIZE > 0 overrides both).
+
+Importing this module must not import torch: torch is only imported on
+the way to computing features (device resolution, ``build_model``).
+"""
+from __future__ import annotations
+
+import abc
+import time
+from io import BytesIO
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from spacer import config
+from spacer.data_classes import DataLocation, ImageFeatures
+from spacer.extractors import data_files, warm
+from spacer.extractors.utils import PatchCropper
+from spacer.messages import ExtractFeaturesReturnMsg
+
+
+class FeatureExtractor(abc.ABC):
+
+    # Keys that data_locations must hold (one per file the model needs).
+    DATA_LOCATION_KEYS: list[str] = []
+    # Width and height of the patches cut around each point.
+    CROP_SIZE = 224
+    CPU_BATCH_SIZE = 10
+    GPU_BATCH_SIZE = 256
+
+    def __init__(self,
+                 data_locations: dict[str, DataLocation],
+                 data_hashes: dict[str, str] | None = None,
+                 **kwargs):
+        if not isinstance(data_locations, dict):
+            raise TypeError(
+                f"data_locations must be a dict of DataLocations, not"
+                f" {type(data_locations).__name__}.")
+        for key in self.DATA_LOCATION_KEYS:
+            if key not in data_locations:
+                raise ValueError(
+                    f"{key} must be present in data_locations for"
+                    f" {self.__class__.__name__}.")
+        self.data_locations = data_locations
+        # sha256 hex digests, for any subset of the data_locations keys.
+        self.data_hashes = data_hashes or dict()
+
+    # ---- what subclasses provide -------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def feature_dim(self) -> int:
+        """Length of one feature vector."""
+
+    def build_model(self, device: str) -> Any:
+        """Build the model from the data files, ready on ``device``."""
+        raise NotImplementedError
+
+    def compute_features(self, model: Any, patches: np.ndarray) -> np.ndarray:
+        """(N, feature_dim) features of an (N, S, S, 3) uint8 RGB batch."""
+        raise NotImplementedError
+
+    # ---- extraction ----------------------------------------------------
+
+    def __call__(self, im: Image.Image, rowcols: Sequence[Sequence[int]]) \
+            -> tuple[ImageFeatures, ExtractFeaturesReturnMsg]:
+        """Features of the patches around each (row, col) of ``im``."""
+        start_time = time.time()
+        rows, cols = _split_rowcols(rowcols)
+        with config.log_entry_and_exit(
+                f'cropping of {len(rowcols)} patches'):
+            cropper = PatchCropper(im, self.CROP_SIZE)
+        del im
+        feats, remote_loaded = self._features_of(cropper, rowcols)
+        features = ImageFeatures.from_arrays(
+            rows, cols, feats, valid_rowcol=True)
+        return_msg = ExtractFeaturesReturnMsg(
+            extractor_loaded_remotely=remote_loaded,
+            runtime=time.time() - start_time,
+        )
+        return features, return_msg
+
+    def patches_to_features(self, patch_list) -> tuple[list, bool]:
+        """pyspacer's hook: features (lists of floats) of already cropped
+        patches, and whether data files were downloaded."""
+        patches = np.asarray(patch_list, dtype=np.uint8)
+        model, device, remote_loaded = self.warm_model()
+        feats = self._run_batches(model, device, [patches])
+        return feats.tolist(), remote_loaded
+
+    def warm_model(self) -> tuple[Any, str, bool]:
+        """(model, device, remote_loaded): the process-wide warm model for
+        these data files' contents, built on first use."""
+        device = warm.resolve_device()
+        identity, remote_loaded = self.data_identity()
+        key = (type(self).__module__, type(self).__qualname__, device,
+               identity)
+        model = warm.get_or_build(key, lambda: self.build_model(device))
+        return model, device, remote_loaded
+
+    def data_identity(self) -> tuple[tuple[tuple[str, str], ...], bool]:
+        """((key, sha256), ...) of every data file, and whether any was
+        downloaded just now. Checks data_hashes."""
+        identity, remote_loaded = [], False
+        for key in sorted(self.data_locations):
+            digest, downloaded = data_files.verified_digest(
+                key, self.data_locations[key], self.data_hashes.get(key))
+            identity.append((key, digest))
+            remote_loaded = remote_loaded or downloaded
+        return tuple(identity), remote_loaded
+
+    def batch_size(self, device: str) -> int:
+        configured = int(config.get('EXTRACT_BATCH_SIZE') or 0)
+        if configured > 0:
+            return configured
+        return self.GPU_BATCH_SIZE if device.startswith('cuda') \
+            else self.CPU_BATCH_SIZE
+
+    def _features_of(self, cropper: PatchCropper,
+                     rowcols: Sequence[Sequence[int]]) \
+            -> tuple[np.ndarray, bool]:
+        model, device, remote_loaded = self.warm_model()
+        batches = cropper.batches(rowcols, self.batch_size(device))
+        with config.log_entry_and_exit('forward pass through net'):
+            feats = self._run_batches(model, device, batches)
+        return feats, remote_loaded
+
+    def _run_batches(self, model, device, batches) -> np.ndarray:
+        outputs = [np.asarray(self.compute_features(model, batch))
+                   for batch in batches]
+        return np.concatenate(outputs, axis=0) if outputs else \
+            np.zeros((0, self.feature_dim), dtype=np.float32)
+
+    # ---- data files ----------------------------------------------------
+
+    def load_datastream(self, key: str) -> tuple[BytesIO, bool]:
+        """
+        The bytes of data file ``key`` and whether it was downloaded from
+        remote storage just now. Remote files go through the cache in
+        EXTRACTORS_CACHE_DIR; a sha256 different from data_hashes[key]
+        raises HashMismatchError (and drops the cached copy).
+        """
+        return data_files.open_verified(
+            key, self.data_locations[key], self.data_hashes.get(key))
+
+    # ---- serialization -------------------------------------------------
+
+    @classmethod
+    def class_path(cls) -> str:
+        """The dotted path this class serializes as."""
+        return f'{cls.__module__}.{cls.__name__}'
+
+    def serialize(self) -> dict:
+        return dict(
+            class_path=self.class_path(),
+            data_locations={
+                key: loc.serialize()
+                for key, loc in self.data_locations.items()
+            },
+            data_hashes=dict(self.data_hashes),
+        )
+
+    @staticmethod
+    def deserialize(data: dict) -> 'FeatureExtractor':
+        """An extractor from its serialized form; class_path must name an
+        allow-listed class (spacer.class_registry)."""
+        from spacer.class_registry import resolve
+
+        if not isinstance(data, dict) or 'class_path' not in data:
+            raise ValueError(
+                "A serialized extractor must be a dict with a 'class_path'.")
+        working = dict(data)
+        extractor_class = resolve(working.pop('class_path'), FeatureExtractor)
+        working['data_locations'] = {
+            key: DataLocation.deserialize(loc)
+            for key, loc in (working.get('data_locations') or {}).items()
+        }
+        return extractor_class(**working)
+
+    def __repr__(self):
+        return str(self.serialize())
+
+    def __eq__(self, other):
+        if not isinstance(other, FeatureExtractor):
+            return NotImplemented
+        return self.serialize() == other.serialize()
+
+    def __hash__(self):
+        return hash(self.class_path())
+
+
+def _split_rowcols(rowcols) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and cols as int64 arrays (validated earlier by
+    spacer.extract_inputs.check_extract_inputs)."""
+    if len(rowcols) == 0:
+        raise ValueError("No point locations given: rowcols is empty.")
+    array = np.asarray(rowcols)
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise ValueError(
+            "rowcols must be a sequence of (row, col) pairs.")
+    return array[:, 0].astype(np.int64), array[:, 1].astype(np.int64)
+
+
+def __getattr__(name):
+    # pyspacer defines DummyExtractor in this module; ours lives in
+    # dummy.py (imported lazily to avoid a circular import).
+    if name == 'DummyExtractor':
+        from spacer.extractors.dummy import DummyExtractor
+        return DummyExtractor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,89 @@
+"""
+An extractor's data files (weights, network definitions): where their bytes
+are, what their sha256 is, and whether they match ``data_hashes``.
+
+Remote files (s3, url) are downloaded once into ``EXTRACTORS_CACHE_DIR`` by
+the storage layer's cache. Digests of local files are remembered by
+(path, size, mtime), so a warm worker does not re-hash a 20 MB weights file
+for every image.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from io import BytesIO
+from pathlib import Path
+
+from spacer.data_classes import DataLocation
+from spacer.exceptions import HashMismatchError
+
+_digest_memo: dict[tuple, str] = {}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 hex digest of a local file, memoized by its stat signature."""
+    stat = os.stat(path)
+    signature = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns,
+                 stat.st_ino)
+    digest = _digest_memo.get(signature)
+    if digest is None:
+        hasher = hashlib.sha256()
+        with open(path, 'rb') as f:
+            for chunk in iter(lambda: f.read(1 << 20), b''):
+                hasher.update(chunk)
+        digest = hasher.hexdigest()
+        _digest_memo[signature] = digest
+    return digest
+
+
+def _mismatch(key: str) -> HashMismatchError:
+    return HashMismatchError(
+        f"Hash doesn't match for extractor's '{key}' file/blob.")
+
+
+def _storage(loc: DataLocation):
+    from spacer.storage import storage_factory
+    return storage_factory(loc.storage_type, loc.bucket_name)
+
+
+def verified_digest(key: str, loc: DataLocation,
+                    expected: str | None) -> tuple[str, bool]:
+    """
+    Make the file at ``loc`` available locally and return its sha256 and
+    whether it was downloaded just now. A digest different from
+    ``expected`` raises HashMismatchError; a cached remote copy is then
+    deleted so that the next call downloads it again.
+    """
+    if loc.is_remote:
+        from spacer.storage.cache import cached_path
+        path, downloaded = cached_path(loc)
+        digest = file_sha256(path)
+        if expected and digest != expected:
+            Path(path).unlink(missing_ok=True)
+            raise _mismatch(key)
+        return digest, downloaded
+
+    if loc.storage_type == 'filesystem':
+        digest = file_sha256(loc.key)
+    else:
+        digest = hashlib.sha256(_storage(loc).load(loc.key).getvalue()) \
+            .hexdigest()
+    if expected and digest != expected:
+        raise _mismatch(key)
+    return digest, False
+
+
+def open_verified(key: str, loc: DataLocation,
+                  expected: str | None) -> tuple[BytesIO, bool]:
+    """The file's bytes as a stream (checked against ``expected``), and
+    whether it was downloaded from remote storage just now."""
+    _, downloaded = verified_digest(key, loc, expected)
+    if loc.is_remote:
+        from spacer.storage.cache import cached_path
+        path, _ = cached_path(loc)
+        return BytesIO(Path(path).read_bytes()), downloaded
+    if loc.storage_type == 'filesystem':
+        return BytesIO(Path(loc.key).read_bytes()), False
+    stream = _storage(loc).load(loc.key)
+    stream.seek(0)
+    return stream, False
