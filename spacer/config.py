@@ -1,0 +1,218 @@
+"""Settings, read the way pyspacer reads them.
+
+Each setting NAME comes from the environment variable ``SPACER_NAME``, else
+from ``secrets.json`` beside the package, else from Django's
+``settings.SPACER[NAME]``; an empty string counts as unset. Values are read
+once at import (as pyspacer does) and exposed as module constants;
+``reload()`` re-reads them, e.g. after a test changes the environment.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from contextlib import ContextDecorator
+from dataclasses import dataclass
+from logging import basicConfig, getLogger
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageFile
+
+from spacer.exceptions import ConfigError
+
+logger = getLogger(__name__)
+
+APP_DIR = Path(__file__).resolve().parent
+REPO_DIR = APP_DIR.parent
+SECRETS_PATH = REPO_DIR / 'secrets.json'
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    help: str
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # pyspacer's own settings.
+    Setting('AWS_ACCESS_KEY_ID', str, None, 'S3 access key id', secret=True),
+    Setting('AWS_SECRET_ACCESS_KEY', str, None, 'S3 secret key', secret=True),
+    Setting('AWS_SESSION_TOKEN', str, None, 'S3 session token', secret=True),
+    Setting('AWS_PROFILE_NAME', str, None, 'AWS profile to take credentials from'),
+    Setting('AWS_ANONYMOUS', bool, False, 'access S3 without credentials (public buckets)'),
+    Setting('AWS_REGION', str, None, 'S3 region'),
+    Setting('EXTRACTORS_CACHE_DIR', str, None,
+            'folder where remote extractor files (weights) are cached'),
+    Setting('TEST_BUCKET', str, None, 'S3 bucket that tests may write to'),
+    Setting('LOG_DESTINATION', str, None, "'console' or a log file path"),
+    Setting('LOG_LEVEL', str, 'INFO', 'log level used with LOG_DESTINATION'),
+    Setting('MAX_IMAGE_PIXELS', int, 10000 * 10000, 'largest image accepted (pixels)'),
+    Setting('MAX_POINTS_PER_IMAGE', int, 1000, 'most points accepted per image'),
+    Setting('TRAINING_BATCH_LABEL_COUNT', int, 5000,
+            'labels per training batch; also caps the reference set'),
+    # What a distributed deployment adds.
+    Setting('S3_ENDPOINT_URL', str, None,
+            'endpoint of an S3-compatible store (MinIO, moto); unset = AWS'),
+    Setting('BROKER_URL', str, None,
+            'Celery broker (redis://..., amqp://...); unset = embedded in-process worker'),
+    Setting('RESULT_BACKEND', str, None,
+            'Celery result backend; unset = the broker URL when it is Redis'),
+    Setting('QUEUE_EXTRACT', str, 'extract', 'queue of extract_features and classify_image'),
+    Setting('QUEUE_TRAIN', str, 'train', 'queue of train_classifier'),
+    Setting('QUEUE_CLASSIFY', str, 'classify', 'queue of classify_features'),
+    Setting('DEVICE', str, 'auto', "torch device for extraction: auto, cpu, cuda, cuda:N"),
+    Setting('EXTRACT_BATCH_SIZE', int, 0, 'patches per forward pass; 0 = chosen per device'),
+    Setting('URL_TIMEOUT', int, 20, 'seconds before a URL download gives up'),
+    Setting('URL_MAX_BYTES', int, 512 * 1024 * 1024, 'largest body a URL download accepts'),
+    Setting('CLASSIFIER_CACHE_SIZE', int, 8, 'loaded classifiers kept per process'),
+    Setting('EXTRACTOR_CACHE_SIZE', int, 2, 'loaded networks kept per process'),
+    Setting('ALLOW_TRUNCATED_IMAGES', bool, False,
+            'decode JPEGs missing their last bytes (pyspacer did) instead of failing'),
+    Setting('EXTRA_CLASS_PATHS', str, None,
+            'comma-separated extra extractor/trainer class paths messages may name'),
+)
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _is_set(value: Any) -> bool:
+    return value not in ('', None)
+
+
+def _cast(setting: Setting, value: Any) -> Any:
+    if setting.type is bool:
+        if isinstance(value, bool):
+            return value
+        if value in ('True', 'true', '1'):
+            return True
+        if value in ('False', 'false', '0'):
+            return False
+        raise ConfigError(f"{setting.name} may only be True or False, not {value!r}.")
+    if setting.type is int:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{setting.name} must be an integer, not {value!r}.") from None
+    return value
+
+
+def _read_secrets() -> dict | None:
+    if not SECRETS_PATH.exists():
+        return None
+    try:
+        with open(SECRETS_PATH) as fp:
+            data = json.load(fp)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"Could not read {SECRETS_PATH}: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{SECRETS_PATH} must hold a JSON object.")
+    return data
+
+
+def _read_django() -> dict | None:
+    if 'django' not in sys.modules and not os.getenv('DJANGO_SETTINGS_MODULE'):
+        return None
+    try:
+        from django.conf import settings
+        from django.core.exceptions import ImproperlyConfigured
+    except ImportError:
+        return None
+    try:
+        return settings.SPACER
+    except (ImproperlyConfigured, AttributeError):
+        return None
+
+
+_SECRETS: dict | None = None
+_DJANGO: dict | None = None
+
+
+def detection_result() -> str:
+    return (("Secrets file found." if _SECRETS else "Secrets file not found.")
+            + (" SPACER Django setting found." if _DJANGO
+               else " SPACER Django setting not found."))
+
+
+def get_config_value(key: str, value_type: type = str, default: Any = 'NO_DEFAULT') -> Any:
+    """pyspacer's lookup: environment, then secrets.json, then Django settings."""
+    setting = Setting(key, value_type, default, '')
+    value = os.getenv('SPACER_' + key)
+    if _is_set(value):
+        return _cast(setting, value)
+    for source in (_SECRETS, _DJANGO):
+        if source:
+            value = source.get(key)
+            if _is_set(value):
+                return _cast(setting, value)
+            break
+    if default == 'NO_DEFAULT':
+        raise ConfigError(f"{key} setting is required. (Debug info: {detection_result()})")
+    return default
+
+
+def get(name: str) -> Any:
+    """The current value of a setting (module constant, so tests may patch it)."""
+    if name not in SETTINGS_BY_NAME:
+        raise ConfigError(f"Unknown setting {name!r}.")
+    return getattr(sys.modules[__name__], name)
+
+
+def reload() -> None:
+    """Re-read every setting from its sources."""
+    global _SECRETS, _DJANGO
+    _SECRETS = _read_secrets()
+    _DJANGO = _read_django()
+    module = sys.modules[__name__]
+    for setting in SETTINGS:
+        setattr(module, setting.name,
+                get_config_value(setting.name, setting.type, setting.default))
+    Image.MAX_IMAGE_PIXELS = module.MAX_IMAGE_PIXELS + 20000
+    ImageFile.LOAD_TRUNCATED_IMAGES = module.ALLOW_TRUNCATED_IMAGES
+
+
+reload()
+
+if LOG_DESTINATION:  # noqa: F821 (set by reload)
+    basicConfig(level=LOG_LEVEL,  # noqa: F821
+                filename=None if LOG_DESTINATION == 'console' else LOG_DESTINATION,  # noqa: F821
+                format='%(asctime)s - %(levelname)s:%(name)s\n%(message)s')
+
+TASKS = ['extract_features', 'train_classifier', 'classify_features', 'classify_image']
+CLASSIFIER_TYPES = ['LR', 'MLP']
+TRAINER_NAMES = ['minibatch']
+STORAGE_TYPES = ['s3', 'filesystem', 'memory', 'url']
+CONFIGURABLE_VARS = [s.name for s in SETTINGS]
+
+
+class log_entry_and_exit(ContextDecorator):
+    """Debug-logs how long a block took."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.start_time = 0.0
+
+    def __enter__(self):
+        self.start_time = time.time()
+        logger.debug('Entering: %s', self.name)
+
+    def __exit__(self, exc_type, exc, exc_tb):
+        logger.debug('Exiting: %s after %f seconds.', self.name, time.time() - self.start_time)
+
+
+def display_value(setting: Setting, value: Any) -> str:
+    if value and setting.secret:
+        text = str(value)
+        return f'{text[:4]}...' if len(text) > 8 else '****'
+    return str(value)
+
+
+def check() -> None:
+    """Print every setting and where the configuration came from."""
+    print(detection_result())
+    for setting in SETTINGS:
+        print(f"{setting.name}: {display_value(setting, get(setting.name))}")

@@ -1,0 +1,502 @@
+"""Data classes of pyspacer's contract, each with its exact JSON form.
+
+Feature files are held as arrays (rows, cols, feat) rather than a list of
+per-point objects, so loading thousands of files for training and scoring
+whole images stays cheap; ``point_features`` is still there for callers that
+use it.
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+from collections import Counter
+from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
+from pprint import pformat
+from typing import Any, TypeAlias
+from urllib.parse import urlparse
+
+import numpy as np
+
+from spacer.exceptions import MessageError, RowColumnMismatchError, RowColumnMissingError
+from spacer.storage import RemoteStorage, storage_factory
+
+LabelId: TypeAlias = int | str
+Annotation: TypeAlias = tuple[int, int, LabelId]
+
+STORAGE_TYPES = ('s3', 'filesystem', 'memory', 'url')
+UINT16_MAX = np.iinfo(np.uint16).max
+
+
+def require(data: Any, key: str, owner: str) -> Any:
+    """data[key], or a MessageError that names the owner and the key."""
+    if not isinstance(data, dict):
+        raise MessageError(f"{owner}: expected a JSON object, got {type(data).__name__}.")
+    try:
+        return data[key]
+    except KeyError:
+        raise MessageError(f"{owner}: missing key {key!r}.") from None
+
+
+class DataClass:
+    """JSON (de)serialization, storage round trips, equality by value."""
+
+    @classmethod
+    def load(cls, loc: DataLocation):
+        raw = storage_factory(loc.storage_type, loc.bucket_name).load(loc.key).getvalue()
+        try:
+            data = json.loads(raw.decode('utf-8'))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise MessageError(f"{cls.__name__} at {loc.key}: not valid JSON ({e}).") from e
+        return cls.deserialize(data)
+
+    def store(self, loc: DataLocation) -> None:
+        storage = storage_factory(loc.storage_type, loc.bucket_name)
+        storage.store(loc.key, BytesIO(json.dumps(self.serialize()).encode('utf-8')))
+
+    @classmethod
+    def example(cls):
+        raise NotImplementedError
+
+    @classmethod
+    def deserialize(cls, data: dict):
+        if not isinstance(data, dict):
+            raise MessageError(
+                f"{cls.__name__}: expected a JSON object, got {type(data).__name__}.")
+        try:
+            return cls(**data)
+        except TypeError as e:
+            raise MessageError(f"{cls.__name__}: {e}") from e
+
+    def serialize(self) -> dict:
+        return dict(self.__dict__)
+
+    def __repr__(self) -> str:
+        return pformat(vars(self))
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+
+class DataLocation(DataClass):
+    """Where a piece of data lives: a URL, an S3 key, a file path or a memory key."""
+
+    def __init__(self, storage_type: str, key: str, bucket_name: str | None = None):
+        if storage_type not in STORAGE_TYPES:
+            raise MessageError(
+                f"Storage type {storage_type!r} is not valid; expected one of"
+                f" {', '.join(STORAGE_TYPES)}.")
+        if not isinstance(key, str):
+            raise MessageError(f"DataLocation key must be a string, got {key!r}.")
+        if storage_type == 's3' and not bucket_name:
+            raise MessageError(f"Need bucket_name to use s3 (key {key!r}).")
+        if bucket_name is not None and not isinstance(bucket_name, str):
+            raise MessageError(f"bucket_name must be a string, got {bucket_name!r}.")
+        self.storage_type = storage_type
+        self.key = key
+        self.bucket_name = bucket_name
+
+    @classmethod
+    def example(cls) -> DataLocation:
+        return cls('memory', 'my_blob')
+
+    @property
+    def filename(self) -> str:
+        path = urlparse(self.key).path if self.storage_type == 'url' else self.key
+        return Path(path).name
+
+    @property
+    def is_remote(self) -> bool:
+        return self.storage_type in ('url', 's3')
+
+    @property
+    def is_writable(self) -> bool:
+        return self.storage_type != 'url'
+
+    @classmethod
+    def deserialize(cls, data: dict) -> DataLocation:
+        return cls(require(data, 'storage_type', 'DataLocation'),
+                   require(data, 'key', 'DataLocation'),
+                   data.get('bucket_name'))
+
+    def serialize(self) -> dict:
+        return {'storage_type': self.storage_type, 'key': self.key,
+                'bucket_name': self.bucket_name}
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, DataLocation)
+                and (self.storage_type, self.key, self.bucket_name)
+                == (other.storage_type, other.key, other.bucket_name))
+
+    def __hash__(self) -> int:
+        return hash((self.storage_type, self.key, self.bucket_name))
+
+    def __repr__(self) -> str:
+        return (f"DataLocation({self.storage_type!r}, {self.key!r}"
+                + (f", {self.bucket_name!r})" if self.bucket_name else ")"))
+
+
+def _annotation(entry: Any, owner: str) -> Annotation:
+    if not isinstance(entry, (list, tuple)) or len(entry) != 3:
+        raise MessageError(f"{owner}: an annotation must be [row, col, label], got {entry!r}.")
+    return tuple(entry)
+
+
+class ImageLabels(DataClass):
+    """Per feature file, its annotations (row, col, label)."""
+
+    def __init__(self, data: dict[DataLocation, list[Annotation]] | None = None):
+        self._data: dict[DataLocation, list[Annotation]] = {}
+        self.label_count_per_class: Counter = Counter()
+        self.has_remote_data = False
+        self.filesystem_cache: str | None = None
+        for loc, annotations in (data or {}).items():
+            self.add_image(loc, annotations)
+
+    def add_image(self, feature_loc: DataLocation, image_annotations: list[Annotation]) -> None:
+        if not isinstance(feature_loc, DataLocation):
+            raise MessageError(
+                f"ImageLabels keys must be DataLocations, got {feature_loc!r}.")
+        if feature_loc in self._data:
+            self.label_count_per_class.subtract(
+                label for _, _, label in self._data[feature_loc])
+            self.label_count_per_class += Counter()  # drop zero counts
+        self._data[feature_loc] = image_annotations
+        self.label_count_per_class.update(label for _, _, label in image_annotations)
+        self.has_remote_data = self.has_remote_data or feature_loc.is_remote
+
+    def set_filesystem_cache(self, dir_path: str | None) -> None:
+        self.filesystem_cache = dir_path
+
+    @property
+    def classes_set(self) -> set:
+        return set(self.label_count_per_class)
+
+    @property
+    def label_count(self) -> int:
+        return self.label_count_per_class.total()
+
+    @classmethod
+    def example(cls) -> ImageLabels:
+        return cls({
+            DataLocation('filesystem', 'img1.features'): [(100, 200, 3), (101, 200, 2)],
+            DataLocation('filesystem', 'img2.features'): [(100, 202, 3), (101, 200, 3)],
+            DataLocation('filesystem', 'img3.features'): [(100, 202, 3), (101, 200, 3)],
+            DataLocation('filesystem', 'img4.features'): [(100, 202, 3), (101, 200, 3)],
+        })
+
+    def serialize(self) -> dict[str, list[Annotation]]:
+        return {json.dumps(loc.serialize()): annotations
+                for loc, annotations in self._data.items()}
+
+    @classmethod
+    def deserialize(cls, data: dict, features_loc: DataLocation | None = None) -> ImageLabels:
+        """Reads the current form and the pre-0.13 forms: ``{"data": {...}}``
+        and plain feature keys, whose storage comes from ``features_loc``
+        (filesystem when not given)."""
+        if not isinstance(data, dict):
+            raise MessageError(f"ImageLabels: expected a JSON object, got {type(data).__name__}.")
+        if set(data) == {'data'} and isinstance(data['data'], dict):
+            data = data['data']
+        instance = cls()
+        for key, annotations in data.items():
+            if not isinstance(annotations, list):
+                raise MessageError(
+                    f"ImageLabels: annotations of {key!r} must be a list, got {annotations!r}.")
+            instance.add_image(_label_key_location(key, features_loc),
+                               [_annotation(a, 'ImageLabels') for a in annotations])
+        return instance
+
+    def keys(self):
+        return self._data.keys()
+
+    def items(self):
+        return self._data.items()
+
+    def filter_classes(self, accepted_classes) -> ImageLabels:
+        accepted = set(accepted_classes)
+        filtered = ImageLabels()
+        for loc, annotations in self._data.items():
+            kept = [a for a in annotations if a[2] in accepted]
+            if kept:
+                filtered.add_image(loc, kept)
+        return filtered
+
+    def load_data_in_batches(self, batch_size: int | None = 1000,
+                             random_seed: int | None = None) -> Iterator:
+        """pyspacer's generator of (features, labels) batches, images shuffled
+        with ``np.random.seed(random_seed)`` when a seed is given."""
+        keys = list(self._data)
+        if random_seed is not None:
+            np.random.seed(random_seed)
+            np.random.shuffle(keys)
+        feats_buffer: list[np.ndarray] = []
+        labels_buffer: list[LabelId] = []
+        for loc in keys:
+            features = ImageFeatures.load(loc, self.filesystem_cache)
+            annotations = self._data[loc]
+            try:
+                matrix = features.rows_for(annotations)
+            except RowColumnMissingError:
+                raise RowColumnMissingError(
+                    f"{loc.key}: Features without rowcols are no longer"
+                    f" supported for training.") from None
+            except RowColumnMismatchError as e:
+                raise RowColumnMismatchError(f"{loc.key}: {e}") from None
+            feats_buffer.extend(matrix)
+            labels_buffer.extend(label for _, _, label in annotations)
+            while batch_size and len(feats_buffer) > batch_size:
+                yield feats_buffer[:batch_size], labels_buffer[:batch_size]
+                feats_buffer = feats_buffer[batch_size:]
+                labels_buffer = labels_buffer[batch_size:]
+        if feats_buffer:
+            yield feats_buffer, labels_buffer
+
+    def load_all_data(self, random_seed: int | None = None):
+        return next(self.load_data_in_batches(batch_size=None, random_seed=random_seed))
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __getitem__(self, loc: DataLocation) -> list[Annotation]:
+        return self._data[loc]
+
+    def __contains__(self, loc: DataLocation) -> bool:
+        return loc in self._data
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ImageLabels) and self._data == other._data
+
+    def __repr__(self) -> str:
+        return f"ImageLabels({pformat(self._data)})"
+
+
+def _label_key_location(key: str, features_loc: DataLocation | None) -> DataLocation:
+    if isinstance(key, str) and key.startswith('{'):
+        try:
+            return DataLocation.deserialize(json.loads(key))
+        except ValueError as e:
+            raise MessageError(f"ImageLabels: key {key!r} is not a DataLocation: {e}") from e
+    if features_loc is None:
+        return DataLocation('filesystem', key)
+    return DataLocation(features_loc.storage_type, key, features_loc.bucket_name)
+
+
+class PointFeatures(DataClass):
+    """The feature vector of one point."""
+
+    def __init__(self, row: int | None, col: int | None, data):
+        self.row = row
+        self.col = col
+        self.data = np.asarray(data, dtype=float)
+
+    @classmethod
+    def example(cls) -> PointFeatures:
+        return cls(row=100, col=100, data=np.array([1.1, 1.3, 1.12]))
+
+    def serialize(self) -> dict:
+        return {'row': self.row, 'col': self.col, 'data': self.data.tolist()}
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, PointFeatures) and self.row == other.row
+                and self.col == other.col and np.allclose(self.data, other.data))
+
+
+class ImageFeatures(DataClass):
+    """The feature vectors of an image's points, stored as arrays."""
+
+    def __init__(self, point_features: list[PointFeatures], valid_rowcol: bool,
+                 feature_dim: int, npoints: int):
+        if len(point_features) == 0:
+            raise ValueError("ImageFeatures needs at least one point.")
+        if len(point_features) != npoints:
+            raise ValueError(f"npoints is {npoints} but {len(point_features)} points were given.")
+        feat = np.array([pf.data for pf in point_features], dtype=float)
+        if feat.ndim != 2 or feat.shape[1] != feature_dim:
+            raise ValueError(f"Feature vectors are not all of dimension {feature_dim}.")
+        rows = [pf.row for pf in point_features] if valid_rowcol else None
+        cols = [pf.col for pf in point_features] if valid_rowcol else None
+        self._init_arrays(rows, cols, feat, valid_rowcol)
+
+    def _init_arrays(self, rows, cols, feat: np.ndarray, valid_rowcol: bool) -> None:
+        self.feat = feat
+        self.valid_rowcol = bool(valid_rowcol)
+        self.npoints = int(feat.shape[0])
+        self.feature_dim = int(feat.shape[1])
+        if self.valid_rowcol:
+            self.rows = np.asarray(rows, dtype=np.int64)
+            self.cols = np.asarray(cols, dtype=np.int64)
+        else:
+            self.rows = self.cols = None
+        self._rchash: dict[tuple[int, int], int] | None = None
+        self._point_features: list[PointFeatures] | None = None
+
+    @classmethod
+    def from_arrays(cls, rows, cols, feat, valid_rowcol: bool = True) -> ImageFeatures:
+        feat = np.asarray(feat)
+        if feat.ndim != 2 or feat.shape[0] == 0:
+            raise ValueError(f"Features must be a non-empty 2-D array, got shape {feat.shape}.")
+        if valid_rowcol and not (len(rows) == len(cols) == feat.shape[0]):
+            raise ValueError("rows, cols and features differ in length.")
+        instance = cls.__new__(cls)
+        instance._init_arrays(rows, cols, feat, valid_rowcol)
+        return instance
+
+    @property
+    def point_features(self) -> list[PointFeatures]:
+        if self._point_features is None:
+            if self.valid_rowcol:
+                self._point_features = [
+                    PointFeatures(int(r), int(c), f)
+                    for r, c, f in zip(self.rows, self.cols, self.feat)]
+            else:
+                self._point_features = [PointFeatures(None, None, f) for f in self.feat]
+        return self._point_features
+
+    def _index(self) -> dict[tuple[int, int], int]:
+        if self._rchash is None:
+            self._rchash = {(int(r), int(c)): i
+                            for i, (r, c) in enumerate(zip(self.rows, self.cols))}
+        return self._rchash
+
+    def __getitem__(self, rowcol: tuple[int, int]) -> np.ndarray:
+        if not self.valid_rowcol:
+            raise ValueError('Method not supported for legacy features')
+        return self.feat[self._index()[tuple(rowcol)]]
+
+    def get_array(self, rowcol: tuple[int, int]) -> np.ndarray:
+        return np.array(self[rowcol]).reshape(1, -1)
+
+    def rows_for(self, annotations) -> np.ndarray:
+        """The feature matrix of the annotated points, in annotation order."""
+        if not self.valid_rowcol:
+            raise RowColumnMissingError
+        index = self._index()
+        try:
+            positions = [index[(row, col)] for row, col, *_ in annotations]
+        except KeyError as e:
+            raise RowColumnMismatchError(
+                f"The labels' row-column positions don't match those of the"
+                f" feature vector (example: {e.args[0]}).") from None
+        return self.feat[positions]
+
+    def match_with_annotations(self, labels_data: list[Annotation]):
+        matrix = self.rows_for(labels_data)
+        return zip(matrix, (label for _, _, label in labels_data))
+
+    @classmethod
+    def example(cls) -> ImageFeatures:
+        return cls.from_arrays([100, 120], [100, 110], [[1.1, 1.3, 1.12], [1.9, 1.3, 1.12]])
+
+    @classmethod
+    def make_random(cls, point_labels: list[LabelId], feature_dim: int) -> ImageFeatures:
+        """Features loosely tied to their labels, for tests."""
+        feat = np.array([hash(label) % 1000 + np.random.randn(feature_dim)
+                         for label in point_labels], dtype=float)
+        idx = np.arange(len(point_labels))
+        return cls.from_arrays(idx, idx, feat)
+
+    @classmethod
+    def deserialize(cls, data: list) -> ImageFeatures:
+        """The legacy JSON form: a list of vectors without rows and columns."""
+        if not isinstance(data, list) or not data:
+            raise MessageError("Legacy features must be a non-empty list of vectors.")
+        try:
+            feat = np.array(data, dtype=float)
+        except (TypeError, ValueError) as e:
+            raise MessageError(f"Legacy features are not a list of equal-length vectors: {e}") from e
+        return cls.from_arrays(None, None, feat, valid_rowcol=False)
+
+    def serialize(self):
+        raise NotImplementedError('Use .store() and .load() methods instead.')
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, ImageFeatures):
+            return False
+        same_rc = (not self.valid_rowcol and not other.valid_rowcol) or (
+            self.valid_rowcol == other.valid_rowcol
+            and np.array_equal(self.rows, other.rows) and np.array_equal(self.cols, other.cols))
+        return (same_rc and self.feat.shape == other.feat.shape
+                and np.allclose(self.feat, other.feat))
+
+    def __repr__(self) -> str:
+        return (f"ImageFeatures(npoints={self.npoints}, feature_dim={self.feature_dim},"
+                f" valid_rowcol={self.valid_rowcol})")
+
+    @classmethod
+    def load(cls, loc: DataLocation, filesystem_cache: str | None = None) -> ImageFeatures:
+        storage = storage_factory(loc.storage_type, loc.bucket_name)
+        if isinstance(storage, RemoteStorage):
+            stream = storage.load(loc.key, filesystem_cache)
+        else:
+            stream = storage.load(loc.key)
+        return cls.from_bytes(stream.getvalue(), loc.key)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, key: str = '<features>') -> ImageFeatures:
+        if raw[:2] == b'PK':
+            return cls._from_npz(raw, key)
+        try:
+            data = json.loads(raw.decode('utf-8'))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise MessageError(
+                f"{key}: not a feature file (neither npz nor legacy JSON).") from e
+        return cls.deserialize(data)
+
+    @classmethod
+    def _from_npz(cls, raw: bytes, key: str) -> ImageFeatures:
+        try:
+            with np.load(BytesIO(raw), allow_pickle=False) as npz:
+                meta, rows, cols, feat = npz['meta'], npz['rows'], npz['cols'], npz['feat']
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+            raise MessageError(f"{key}: corrupt feature file ({e}).") from e
+        valid_rowcol = bool(meta[0])
+        if feat.ndim != 2 or feat.shape[0] != int(meta[1]) or feat.shape[1] != int(meta[2]):
+            raise MessageError(f"{key}: feature array shape {feat.shape} disagrees with"
+                               f" its header {meta.tolist()}.")
+        return cls.from_arrays(rows, cols, feat, valid_rowcol=valid_rowcol)
+
+    def to_bytes(self) -> bytes:
+        """pyspacer's npz layout; rows/cols are uint16 as pyspacer writes them,
+        widened to uint32 only when a value would not fit (so nothing wraps)."""
+        if self.valid_rowcol:
+            largest = max(int(self.rows.max()), int(self.cols.max()))
+            smallest = min(int(self.rows.min()), int(self.cols.min()))
+            if smallest < 0:
+                raise ValueError(f"Negative row/column {smallest} cannot be stored.")
+            dtype = np.uint16 if largest <= UINT16_MAX else np.uint32
+            rows, cols = self.rows.astype(dtype), self.cols.astype(dtype)
+        else:
+            rows = cols = np.array([])
+        meta = np.array([self.valid_rowcol, self.npoints, self.feature_dim])
+        output = BytesIO()
+        np.savez_compressed(output, meta=meta, rows=rows, cols=cols,
+                            feat=np.asarray(self.feat, dtype=float))
+        return output.getvalue()
+
+    def store(self, loc: DataLocation) -> None:
+        storage_factory(loc.storage_type, loc.bucket_name).store(loc.key, BytesIO(self.to_bytes()))
+
+
+class ValResults(DataClass):
+    """Validation outcome: gt and est index into classes; scores are the top
+    calibrated probability per point."""
+
+    def __init__(self, scores: list[float], gt: list[int], est: list[int],
+                 classes: list[LabelId]):
+        if not (len(gt) == len(est) == len(scores)):
+            raise MessageError("ValResults: scores, gt and est differ in length.")
+        if gt and (max(max(gt), max(est)) >= len(classes) or min(min(gt), min(est)) < 0):
+            raise MessageError("ValResults: gt/est must index into classes.")
+        self.scores = scores
+        self.gt = gt
+        self.est = est
+        self.classes = classes
+
+    @classmethod
+    def example(cls) -> ValResults:
+        return cls(scores=[.9, .8, .7], gt=[0, 1, 0], est=[0, 1, 1], classes=[121, 1222])
+
+    def serialize(self) -> dict:
+        return {'scores': self.scores, 'gt': self.gt, 'est': self.est, 'classes': self.classes}

@@ -1,0 +1,413 @@
+"""Task messages and their return messages, in pyspacer's JSON forms."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from spacer.data_classes import (
+    DataClass, DataLocation, ImageLabels, LabelId, require)
+from spacer.exceptions import MessageError
+
+TASK_NAMES = ('extract_features', 'train_classifier', 'classify_features', 'classify_image')
+
+
+def _rowcols(value: Any, owner: str) -> list[tuple[int, int]]:
+    if not isinstance(value, (list, tuple)):
+        raise MessageError(f"{owner}: rowcols must be a list of [row, col], got {value!r}.")
+    if len(value) == 0:
+        raise MessageError(f"{owner}: Invalid message, rowcols entry is empty.")
+    out = []
+    for entry in value:
+        if not isinstance(entry, (list, tuple)) or len(entry) != 2:
+            raise MessageError(f"{owner}: each rowcol must be a [row, col] pair, got {entry!r}.")
+        out.append(tuple(entry))
+    return out
+
+
+def _location(data: dict, key: str, owner: str) -> DataLocation:
+    try:
+        return DataLocation.deserialize(require(data, key, owner))
+    except MessageError as e:
+        raise MessageError(f"{owner}.{key}: {e}") from e
+
+
+def _extractor(data: dict, owner: str):
+    from spacer.extractors import FeatureExtractor
+    return FeatureExtractor.deserialize(require(data, 'extractor', owner))
+
+
+class ExtractFeaturesMsg(DataClass):
+    """Extract features at rowcols (row = y) of the image at image_loc."""
+
+    def __init__(self, job_token: str, extractor, rowcols: list[tuple[int, int]],
+                 image_loc: DataLocation, feature_loc: DataLocation):
+        rowcols = _rowcols(rowcols, 'ExtractFeaturesMsg')
+        if not feature_loc.is_writable:
+            raise MessageError(
+                f"Write not supported for '{feature_loc.storage_type}' storage type.")
+        self.job_token = job_token
+        self.extractor = extractor
+        self.rowcols = rowcols
+        self.image_loc = image_loc
+        self.feature_loc = feature_loc
+
+    @classmethod
+    def example(cls) -> ExtractFeaturesMsg:
+        from spacer.extractors import EfficientNetExtractor
+        return cls(
+            job_token='123abc',
+            extractor=EfficientNetExtractor(data_locations=dict(
+                weights=DataLocation('filesystem', '/path/to/weights.pt'))),
+            rowcols=[(100, 100)],
+            image_loc=DataLocation('memory', 'my_image.jpg'),
+            feature_loc=DataLocation('memory', 'my_feats.json'))
+
+    def serialize(self) -> dict:
+        return {'job_token': self.job_token, 'extractor': self.extractor.serialize(),
+                'rowcols': [list(rc) for rc in self.rowcols],
+                'image_loc': self.image_loc.serialize(),
+                'feature_loc': self.feature_loc.serialize()}
+
+    @classmethod
+    def deserialize(cls, data: dict) -> ExtractFeaturesMsg:
+        owner = cls.__name__
+        return cls(job_token=require(data, 'job_token', owner),
+                   extractor=_extractor(data, owner),
+                   rowcols=require(data, 'rowcols', owner),
+                   image_loc=_location(data, 'image_loc', owner),
+                   feature_loc=_location(data, 'feature_loc', owner))
+
+
+class ExtractFeaturesReturnMsg(DataClass):
+    def __init__(self, extractor_loaded_remotely: bool, runtime: float):
+        self.extractor_loaded_remotely = extractor_loaded_remotely
+        self.runtime = runtime
+
+    @classmethod
+    def example(cls) -> ExtractFeaturesReturnMsg:
+        return cls(extractor_loaded_remotely=True, runtime=2.1)
+
+
+class TrainingTaskLabels:
+    """The train, ref and val sets of a training task.
+
+    train is learnt from; ref (at most TRAINING_BATCH_LABEL_COUNT labels) gives
+    the per-epoch accuracy and calibrates the scores; val measures the result.
+    """
+
+    SETS = ('train', 'ref', 'val')
+
+    def __init__(self, train: ImageLabels, ref: ImageLabels, val: ImageLabels):
+        self.train = train
+        self.ref = ref
+        self.val = val
+
+    def __getitem__(self, item: str) -> ImageLabels:
+        if item not in self.SETS:
+            raise KeyError(item)
+        return getattr(self, item)
+
+    def __setitem__(self, item: str, value: ImageLabels) -> None:
+        if item not in self.SETS:
+            raise KeyError(item)
+        setattr(self, item, value)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TrainingTaskLabels) and all(
+            self[s] == other[s] for s in self.SETS)
+
+    def __repr__(self) -> str:
+        return f"TrainingTaskLabels(train={self.train!r}, ref={self.ref!r}, val={self.val!r})"
+
+    @property
+    def label_count(self) -> int:
+        return sum(self[s].label_count for s in self.SETS)
+
+    @property
+    def has_remote_data(self) -> bool:
+        return any(self[s].has_remote_data for s in self.SETS)
+
+    def set_filesystem_cache(self, dir_path: str | None) -> None:
+        for s in self.SETS:
+            self[s].set_filesystem_cache(dir_path)
+
+    def serialize(self) -> dict:
+        return {s: self[s].serialize() for s in self.SETS}
+
+    @classmethod
+    def deserialize(cls, data: dict) -> TrainingTaskLabels:
+        return cls(**{s: ImageLabels.deserialize(require(data, s, cls.__name__))
+                      for s in cls.SETS})
+
+    @classmethod
+    def example(cls) -> TrainingTaskLabels:
+        return cls(ImageLabels.example(), ImageLabels.example(), ImageLabels.example())
+
+
+class TrainClassifierMsg(DataClass):
+    """Train a classifier on labelled feature files."""
+
+    class FeatureCache:
+        AUTO = 'auto'
+        DISABLED = 'disabled'
+
+    def __init__(self, job_token: str, trainer, nbr_epochs: int, clf_type: str,
+                 labels: TrainingTaskLabels, previous_model_locs: list[DataLocation],
+                 model_loc: DataLocation, valresult_loc: DataLocation,
+                 feature_cache_dir: str | Path = FeatureCache.AUTO):
+        from spacer.train_classifier import trainer_factory
+        if isinstance(trainer, str):
+            trainer = trainer_factory(trainer)
+        if clf_type not in ('MLP', 'LR'):
+            raise MessageError(f"clf_type must be 'MLP' or 'LR', not {clf_type!r}.")
+        if isinstance(nbr_epochs, bool) or not isinstance(nbr_epochs, int) or nbr_epochs < 1:
+            raise MessageError(f"nbr_epochs must be a positive integer, not {nbr_epochs!r}.")
+        if not isinstance(labels, TrainingTaskLabels):
+            raise MessageError(f"labels must be a TrainingTaskLabels, not {type(labels).__name__}.")
+        self.job_token = job_token
+        self.trainer = trainer
+        self.nbr_epochs = nbr_epochs
+        self.clf_type = clf_type
+        self.labels = labels
+        self.previous_model_locs = list(previous_model_locs)
+        self.model_loc = model_loc
+        self.valresult_loc = valresult_loc
+        self.feature_cache_dir = feature_cache_dir
+
+    @classmethod
+    def example(cls) -> TrainClassifierMsg:
+        return cls(job_token='123_abc', trainer='minibatch', nbr_epochs=2, clf_type='MLP',
+                   labels=TrainingTaskLabels.example(),
+                   previous_model_locs=[DataLocation('memory', 'previous_model1.pkl'),
+                                        DataLocation('memory', 'previous_model2.pkl')],
+                   model_loc=DataLocation('memory', 'my_new_model.pkl'),
+                   valresult_loc=DataLocation('memory', 'my_valresult.json'))
+
+    def serialize(self) -> dict:
+        return {'job_token': self.job_token, 'trainer': self.trainer.serialize(),
+                'nbr_epochs': self.nbr_epochs, 'clf_type': self.clf_type,
+                'labels': self.labels.serialize(),
+                'previous_model_locs': [loc.serialize() for loc in self.previous_model_locs],
+                'model_loc': self.model_loc.serialize(),
+                'valresult_loc': self.valresult_loc.serialize(),
+                'feature_cache_dir': str(self.feature_cache_dir)}
+
+    @classmethod
+    def deserialize(cls, data: dict) -> TrainClassifierMsg:
+        from spacer.train_classifier import ClassifierTrainer, trainer_factory
+        owner = cls.__name__
+        if isinstance(data, dict) and 'trainer_name' in data:
+            trainer = trainer_factory(data['trainer_name'])
+        else:
+            trainer = ClassifierTrainer.deserialize(require(data, 'trainer', owner))
+        previous = require(data, 'previous_model_locs', owner)
+        if not isinstance(previous, list):
+            raise MessageError(f"{owner}: previous_model_locs must be a list.")
+        return cls(job_token=require(data, 'job_token', owner), trainer=trainer,
+                   nbr_epochs=require(data, 'nbr_epochs', owner),
+                   clf_type=require(data, 'clf_type', owner),
+                   labels=TrainingTaskLabels.deserialize(require(data, 'labels', owner)),
+                   previous_model_locs=[DataLocation.deserialize(p) for p in previous],
+                   model_loc=_location(data, 'model_loc', owner),
+                   valresult_loc=_location(data, 'valresult_loc', owner),
+                   feature_cache_dir=data.get('feature_cache_dir', cls.FeatureCache.AUTO))
+
+
+class TrainClassifierReturnMsg(DataClass):
+    def __init__(self, acc: float, pc_accs: list[float], ref_accs: list[float], runtime: float):
+        self.acc = acc
+        self.pc_accs = pc_accs
+        self.ref_accs = ref_accs
+        self.runtime = runtime
+
+    @classmethod
+    def example(cls) -> TrainClassifierReturnMsg:
+        return cls(acc=0.7, pc_accs=[0.4, 0.5, 0.6],
+                   ref_accs=[0.55, 0.65, 0.64, 0.67, 0.70], runtime=123.4)
+
+
+class ClassifyFeaturesMsg(DataClass):
+    """Score every point of a feature file with a classifier."""
+
+    def __init__(self, job_token: str, feature_loc: DataLocation, classifier_loc: DataLocation):
+        self.job_token = job_token
+        self.feature_loc = feature_loc
+        self.classifier_loc = classifier_loc
+
+    @classmethod
+    def example(cls) -> ClassifyFeaturesMsg:
+        base = 'https://my-bucket.s3-my-region.amazonaws.com/'
+        return cls(job_token='my_job',
+                   feature_loc=DataLocation('url', base + '01234aeiou.png.featurevector'),
+                   classifier_loc=DataLocation('url', base + 'my_model_id.model'))
+
+    def serialize(self) -> dict:
+        return {'job_token': self.job_token, 'feature_loc': self.feature_loc.serialize(),
+                'classifier_loc': self.classifier_loc.serialize()}
+
+    @classmethod
+    def deserialize(cls, data: dict) -> ClassifyFeaturesMsg:
+        owner = cls.__name__
+        return cls(job_token=require(data, 'job_token', owner),
+                   feature_loc=_location(data, 'feature_loc', owner),
+                   classifier_loc=_location(data, 'classifier_loc', owner))
+
+
+class ClassifyImageMsg(DataClass):
+    """Extract features at rowcols of an image and score them."""
+
+    def __init__(self, job_token: str, extractor, rowcols: list[tuple[int, int]],
+                 image_loc: DataLocation, classifier_loc: DataLocation):
+        self.job_token = job_token
+        self.extractor = extractor
+        self.rowcols = _rowcols(rowcols, 'ClassifyImageMsg')
+        self.image_loc = image_loc
+        self.classifier_loc = classifier_loc
+
+    @classmethod
+    def example(cls) -> ClassifyImageMsg:
+        from spacer.extractors import EfficientNetExtractor
+        base = 'https://my-bucket.s3-my-region.amazonaws.com/'
+        return cls(job_token='my_job',
+                   extractor=EfficientNetExtractor(data_locations=dict(
+                       weights=DataLocation('filesystem', '/path/to/weights.pt'))),
+                   rowcols=[(1, 1), (2, 2)],
+                   image_loc=DataLocation('url', base + '01234aeiou.png'),
+                   classifier_loc=DataLocation('url', base + 'my_model_id.model'))
+
+    def serialize(self) -> dict:
+        return {'job_token': self.job_token, 'extractor': self.extractor.serialize(),
+                'rowcols': [list(rc) for rc in self.rowcols],
+                'image_loc': self.image_loc.serialize(),
+                'classifier_loc': self.classifier_loc.serialize()}
+
+    @classmethod
+    def deserialize(cls, data: dict) -> ClassifyImageMsg:
+        owner = cls.__name__
+        return cls(job_token=require(data, 'job_token', owner),
+                   extractor=_extractor(data, owner),
+                   rowcols=require(data, 'rowcols', owner),
+                   image_loc=_location(data, 'image_loc', owner),
+                   classifier_loc=_location(data, 'classifier_loc', owner))
+
+
+class ClassifyReturnMsg(DataClass):
+    """Scores per point, in the order of classes."""
+
+    def __init__(self, runtime: float, scores: list[tuple[int, int, list[float]]],
+                 classes: list[LabelId], valid_rowcol: bool):
+        self.runtime = runtime
+        self.scores = scores
+        self.classes = classes
+        self.valid_rowcol = valid_rowcol
+
+    def __getitem__(self, rowcol: tuple[int, int]) -> list[float]:
+        if not self.valid_rowcol:
+            raise ValueError('Method requires valid rows and columns')
+        for row, col, scores in self.scores:
+            if (row, col) == tuple(rowcol):
+                return scores
+        raise KeyError(rowcol)
+
+    @classmethod
+    def example(cls) -> ClassifyReturnMsg:
+        return cls(runtime=1.1,
+                   scores=[(10, 20, [0.1, 0.2, 0.7]), (20, 40, [0.9, 0.06, 0.04])],
+                   classes=[100, 12, 44], valid_rowcol=True)
+
+    def serialize(self) -> dict:
+        return {'runtime': self.runtime,
+                'scores': [[row, col, list(s)] for row, col, s in self.scores],
+                'classes': list(self.classes), 'valid_rowcol': self.valid_rowcol}
+
+    @classmethod
+    def deserialize(cls, data: dict) -> ClassifyReturnMsg:
+        owner = cls.__name__
+        scores = require(data, 'scores', owner)
+        if not isinstance(scores, list) or any(
+                not isinstance(s, (list, tuple)) or len(s) != 3 for s in scores):
+            raise MessageError(f"{owner}: scores must be a list of [row, col, scores].")
+        return cls(runtime=require(data, 'runtime', owner),
+                   scores=[(row, col, s) for row, col, s in scores],
+                   classes=require(data, 'classes', owner),
+                   valid_rowcol=require(data, 'valid_rowcol', owner))
+
+
+def task_message_class(task_name: str) -> type[DataClass]:
+    classes = {'extract_features': ExtractFeaturesMsg, 'train_classifier': TrainClassifierMsg,
+               'classify_features': ClassifyFeaturesMsg, 'classify_image': ClassifyImageMsg}
+    try:
+        return classes[task_name]
+    except (KeyError, TypeError):
+        raise MessageError(
+            f"Unknown task_name {task_name!r}; expected one of {', '.join(TASK_NAMES)}.") from None
+
+
+def return_message_class(task_name: str) -> type[DataClass]:
+    task_message_class(task_name)
+    return {'extract_features': ExtractFeaturesReturnMsg,
+            'train_classifier': TrainClassifierReturnMsg}.get(task_name, ClassifyReturnMsg)
+
+
+class JobMsg(DataClass):
+    """Several tasks of one kind."""
+
+    def __init__(self, task_name: str, tasks: list):
+        task_message_class(task_name)
+        self.task_name = task_name
+        self.tasks = tasks
+
+    @classmethod
+    def deserialize(cls, data: dict) -> JobMsg:
+        task_name = require(data, 'task_name', cls.__name__)
+        message_class = task_message_class(task_name)
+        tasks = require(data, 'tasks', cls.__name__)
+        if not isinstance(tasks, list):
+            raise MessageError("JobMsg: tasks must be a list.")
+        return cls(task_name, [message_class.deserialize(t) for t in tasks])
+
+    def serialize(self) -> dict:
+        return {'task_name': self.task_name, 'tasks': [t.serialize() for t in self.tasks]}
+
+    @classmethod
+    def example(cls) -> JobMsg:
+        return cls(task_name='classify_image', tasks=[ClassifyImageMsg.example()])
+
+
+class JobReturnMsg(DataClass):
+    """What process_job returns. When ok is False, results is None as in
+    pyspacer; ``task_results`` / ``task_errors`` keep what each task gave."""
+
+    def __init__(self, original_job: JobMsg, ok: bool, results: list | None,
+                 error_message: str | None):
+        self.original_job = original_job
+        self.ok = ok
+        self.results = results
+        self.error_message = error_message
+
+    @classmethod
+    def example(cls) -> JobReturnMsg:
+        return cls(original_job=JobMsg.example(), ok=True,
+                   results=[ClassifyReturnMsg.example()], error_message=None)
+
+    @classmethod
+    def deserialize(cls, data: dict) -> JobReturnMsg:
+        owner = cls.__name__
+        original_job = JobMsg.deserialize(require(data, 'original_job', owner))
+        ok = require(data, 'ok', owner)
+        results = data.get('results')
+        if ok:
+            return_class = return_message_class(original_job.task_name)
+            results = [return_class.deserialize(r) for r in results or []]
+        return cls(original_job=original_job, ok=ok, results=results,
+                   error_message=data.get('error_message'))
+
+    def serialize(self) -> dict:
+        results = self.results
+        if self.ok:
+            results = [r.serialize() for r in self.results]
+        return {'original_job': self.original_job.serialize(), 'ok': self.ok,
+                'results': results, 'error_message': self.error_message}
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, JobReturnMsg) and self.serialize() == other.serialize()

@@ -1,0 +1,15 @@
+"""Where spacer reads and writes bytes: s3, filesystem, memory and url backends."""
+from spacer.storage.base import RemoteStorage, Storage
+from spacer.storage.classifiers import load_classifier, store_classifier
+from spacer.storage.factory import clear_memory_storage, storage_factory, storage_for
+from spacer.storage.filesystem import FileSystemStorage
+from spacer.storage.images import load_image, store_image
+from spacer.storage.memory import MemoryStorage
+from spacer.storage.s3 import S3Storage
+from spacer.storage.url import URLStorage
+
+__all__ = [
+    'FileSystemStorage', 'MemoryStorage', 'RemoteStorage', 'S3Storage', 'Storage',
+    'URLStorage', 'clear_memory_storage', 'load_classifier', 'load_image',
+    'storage_factory', 'storage_for', 'store_classifier', 'store_image',
+]

@@ -1,0 +1,85 @@
+"""Read-only downloads over http(s), with a timeout and a size cap."""
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from http.client import HTTPException
+from io import BytesIO
+from urllib.parse import urlparse
+
+from spacer import config
+from spacer.exceptions import URLDownloadError
+from spacer.storage.base import RemoteStorage
+
+ALLOWED_SCHEMES = ('http', 'https')
+_CHUNK = 1 << 20
+
+
+def _check_scheme(url: str) -> None:
+    scheme = urlparse(url).scheme if isinstance(url, str) else None
+    if scheme not in ALLOWED_SCHEMES:
+        raise URLDownloadError(
+            f"Failed to download from the URL '{url}'.",
+            ValueError(f"only http and https URLs are allowed, not {scheme!r}"))
+
+
+class URLStorage(RemoteStorage):
+    """Keys are URLs. Store and delete are refused: URLs are read-only here."""
+
+    def __init__(self, timeout: float | None = None, max_bytes: int | None = None):
+        self.timeout = timeout if timeout is not None else config.get('URL_TIMEOUT')
+        self.max_bytes = max_bytes if max_bytes is not None else config.get('URL_MAX_BYTES')
+
+    def store(self, url: str, stream: BytesIO) -> None:
+        raise TypeError('Store operation not supported for URL storage.')
+
+    def delete(self, url: str) -> None:
+        raise TypeError('Delete operation not supported for URL storage.')
+
+    def _load_remote(self, url: str) -> BytesIO:
+        _check_scheme(url)
+        try:
+            response = urllib.request.urlopen(url, timeout=self.timeout)
+        except (OSError, ValueError, HTTPException) as e:
+            # URLError, HTTPError (404...), socket timeouts are all OSErrors.
+            raise URLDownloadError(f"Failed to download from the URL '{url}'.", e) from e
+        with response:
+            return BytesIO(self._read_body(url, response))
+
+    def _read_body(self, url: str, response) -> bytes:
+        declared = response.headers.get('Content-Length')
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            raise URLDownloadError(
+                f"The URL '{url}' holds {declared} bytes, more than the"
+                f" limit of {self.max_bytes}.", ValueError('response too large'))
+        chunks, total = [], 0
+        try:
+            while True:
+                chunk = response.read(_CHUNK)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > self.max_bytes:
+                    raise URLDownloadError(
+                        f"The URL '{url}' sent more than the limit of"
+                        f" {self.max_bytes} bytes.", ValueError('response too large'))
+                chunks.append(chunk)
+        except (OSError, HTTPException) as e:
+            # IncompleteRead (truncated body) and read timeouts land here.
+            raise URLDownloadError(
+                f"Couldn't read the full response from the URL '{url}'.", e) from e
+        if declared is not None and declared.isdigit() and total < int(declared):
+            raise URLDownloadError(
+                f"Couldn't read the full response from the URL '{url}'.",
+                ValueError(f'got {total} of {declared} bytes'))
+        return b''.join(chunks)
+
+    def exists(self, url: str) -> bool:
+        """Best effort: a HEAD request that answers 2xx/3xx."""
+        try:
+            _check_scheme(url)
+            request = urllib.request.Request(url, method='HEAD')
+            with urllib.request.urlopen(request, timeout=self.timeout):
+                return True
+        except (URLDownloadError, OSError, ValueError, HTTPException):
+            return False

@@ -1,0 +1,121 @@
+"""The four tasks and process_job: pyspacer's entry points, built for speed."""
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+import traceback
+from logging import getLogger
+
+from spacer import config
+from spacer.data_classes import ImageFeatures
+from spacer.messages import (
+    ClassifyFeaturesMsg, ClassifyImageMsg, ClassifyReturnMsg, ExtractFeaturesMsg,
+    ExtractFeaturesReturnMsg, JobMsg, JobReturnMsg, TrainClassifierMsg,
+    TrainClassifierReturnMsg)
+from spacer.storage import load_classifier, load_image, store_classifier
+
+logger = getLogger(__name__)
+
+
+def _extract(msg: ExtractFeaturesMsg | ClassifyImageMsg):
+    from spacer.extract_inputs import check_extract_inputs
+    img = load_image(msg.image_loc)
+    check_extract_inputs(img, msg.rowcols, msg.image_loc.key)
+    with config.log_entry_and_exit('actual extraction'):
+        return msg.extractor(img, msg.rowcols)
+
+
+def extract_features(msg: ExtractFeaturesMsg) -> ExtractFeaturesReturnMsg:
+    features, return_msg = _extract(msg)
+    with config.log_entry_and_exit('storing features'):
+        features.store(msg.feature_loc)
+    return return_msg
+
+
+@contextlib.contextmanager
+def _feature_cache(msg: TrainClassifierMsg, labels):
+    """Remote feature files are fetched once into a temporary folder."""
+    wanted = msg.feature_cache_dir != TrainClassifierMsg.FeatureCache.DISABLED
+    if not (labels.has_remote_data and wanted):
+        yield
+        return
+    parent = None if msg.feature_cache_dir == TrainClassifierMsg.FeatureCache.AUTO \
+        else str(msg.feature_cache_dir)
+    with tempfile.TemporaryDirectory(dir=parent) as local_dir:
+        labels.set_filesystem_cache(local_dir)
+        try:
+            yield
+        finally:
+            labels.set_filesystem_cache(None)
+
+
+def train_classifier(msg: TrainClassifierMsg) -> TrainClassifierReturnMsg:
+    from spacer.task_utils import preprocess_labels
+    labels = preprocess_labels(msg.labels)
+    previous = [load_classifier(loc) for loc in msg.previous_model_locs]
+    with _feature_cache(msg, labels), config.log_entry_and_exit('actual training'):
+        clf, val_results, return_msg = msg.trainer(
+            labels, msg.nbr_epochs, previous, msg.clf_type)
+    with config.log_entry_and_exit('storing classifier and val res'):
+        store_classifier(msg.model_loc, clf)
+        val_results.store(msg.valresult_loc)
+    return return_msg
+
+
+def classify_features(msg: ClassifyFeaturesMsg) -> ClassifyReturnMsg:
+    from spacer.classify import score_features
+    start = time.time()
+    features = ImageFeatures.load(msg.feature_loc)
+    clf = load_classifier(msg.classifier_loc)
+    scores = score_features(clf, features)
+    return ClassifyReturnMsg(runtime=time.time() - start, scores=scores,
+                             classes=clf.classes_.tolist(),
+                             valid_rowcol=features.valid_rowcol)
+
+
+def classify_image(msg: ClassifyImageMsg) -> ClassifyReturnMsg:
+    from spacer.classify import score_features
+    start = time.time()
+    features, _ = _extract(msg)
+    clf = load_classifier(msg.classifier_loc)
+    scores = score_features(clf, features, rowcols=msg.rowcols)
+    return ClassifyReturnMsg(runtime=time.time() - start, scores=scores,
+                             classes=clf.classes_.tolist(), valid_rowcol=True)
+
+
+TASK_FUNCTIONS = {
+    'extract_features': extract_features,
+    'train_classifier': train_classifier,
+    'classify_features': classify_features,
+    'classify_image': classify_image,
+}
+
+
+def process_job(job_msg: JobMsg) -> JobReturnMsg:
+    """Run every task of the job; a failing task never hides the others.
+
+    When all succeed, ``results`` holds the return messages (pyspacer's form).
+    When any fails, ``ok`` is False, ``error_message`` names each failed task
+    (job token, error class, traceback) and ``results`` keeps, per task, the
+    serialized return message of those that succeeded and None for the others.
+    """
+    if not isinstance(job_msg, JobMsg):
+        raise TypeError(f"process_job takes a JobMsg, not {type(job_msg).__name__}.")
+    run = TASK_FUNCTIONS[job_msg.task_name]
+    results, errors = [], []
+    for task in job_msg.tasks:
+        try:
+            with config.log_entry_and_exit(f'{job_msg.task_name} [{task.job_token}]'):
+                results.append(run(task))
+        except Exception as e:
+            logger.error('Error executing job %s: %s', task.job_token, traceback.format_exc())
+            results.append(None)
+            errors.append(f"Task {task.job_token!r} failed with {type(e).__name__}: {e}\n"
+                          f"{traceback.format_exc()}")
+    if not errors:
+        return JobReturnMsg(original_job=job_msg, ok=True, results=results, error_message=None)
+    return JobReturnMsg(
+        original_job=job_msg, ok=False,
+        results=[r.serialize() if r is not None else None for r in results],
+        error_message='\n'.join(errors))
