@@ -1,0 +1,170 @@
+"""report.html: one self-contained page (pictures embedded as PNG data URIs)
+that tells a user how far to trust the classifier and its predictions.
+
+Every number on the page is computed from the stored validation results
+(`metrics.py`), so the report and valresult.json always agree.
+"""
+from __future__ import annotations
+
+import base64
+import html
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workers.mainjob import figures, metrics
+from workers.mainjob.drawing import draw_predictions, label_colours
+from workers.mainjob.predictions import Prediction
+
+# Thresholds listed in the report's table (the curve shows all of them).
+TABLE_THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1000px;
+       color: #222; line-height: 1.4; padding: 0 1em; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f2f2f2; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { color: #555; font-size: 0.9em; }
+.notice { background: #fff6d5; border: 1px solid #e6c84f; padding: 0.6em 1em; }
+"""
+
+
+@dataclass
+class ReportContent:
+    """What the report shows."""
+    valresults: object                  # spacer.data_classes.ValResults
+    summary: list[tuple[str, str]] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    predictions: list[Prediction] = field(default_factory=list)
+    image_paths: dict[str, Path] = field(default_factory=dict)  # name -> file
+    images_to_draw: int = 4
+    title: str = 'spacer: classifier report'
+
+
+def _data_uri(png: bytes) -> str:
+    return 'data:image/png;base64,' + base64.b64encode(png).decode('ascii')
+
+
+def _figure(element_id: str, png: bytes, alt: str, caption: str) -> str:
+    return (f'<figure id="{element_id}"><img alt="{html.escape(alt)}" '
+            f'src="{_data_uri(png)}"><figcaption>{html.escape(caption)}'
+            '</figcaption></figure>')
+
+
+def _percent(value: float | None) -> str:
+    return '–' if value is None else f'{100 * value:.1f}%'
+
+
+def _table(element_id: str, head: list[str], rows: list[list]) -> str:
+    cells = ''.join(f'<th>{html.escape(h)}</th>' for h in head)
+    body = ''.join('<tr>' + ''.join(f'<td>{html.escape(str(c))}</td>'
+                                    for c in row) + '</tr>' for row in rows)
+    return (f'<table id="{element_id}"><thead><tr>{cells}</tr></thead>'
+            f'<tbody>{body}</tbody></table>')
+
+
+def _validation_section(valresults) -> str:
+    labels = [str(c) for c in valresults.classes]
+    stats = metrics.per_label(valresults)
+    curve = metrics.threshold_curve(valresults)
+    accuracy = metrics.overall_accuracy(valresults)
+    parts = [
+        '<section id="validation"><h2>How good is the classifier?</h2>',
+        f'<p>Accuracy on <span id="validation-count">{len(valresults.gt)}'
+        '</span> held-out validation points: <strong id="overall-accuracy">'
+        f'{_percent(accuracy)}</strong>.</p>',
+        _figure('confusion-matrix',
+                figures.confusion_matrix_png(
+                    metrics.confusion_matrix(valresults), labels),
+                'confusion matrix',
+                'Rows: true label; columns: predicted label; each cell holds '
+                'the number of validation points, its colour their share of '
+                'the row.'),
+        '<h3>Per label</h3>',
+        _table('per-label',
+               ['Label', 'Validation points', 'Correct', 'Accuracy',
+                'Predicted as this label'],
+               [[s.label, s.count, s.correct, _percent(s.accuracy),
+                 s.predicted] for s in stats]),
+        _figure('per-label-accuracy', figures.per_label_png(stats),
+                'accuracy per label', 'Accuracy per label; n is the number '
+                'of validation points with that true label.'),
+        '<h3>Choosing a confidence threshold</h3>',
+        '<p>Points whose top score reaches the threshold could be accepted '
+        'as they are; the rest left for a person to check. The higher the '
+        'threshold, the more accurate the accepted points and the fewer of '
+        'them.</p>',
+        _figure('threshold-curve', figures.threshold_curve_png(curve),
+                'confidence threshold curve',
+                'Fraction of validation points at or above each threshold, '
+                'and the accuracy on just those points.'),
+    ]
+    by_threshold = {round(p.threshold, 2): p for p in curve}
+    parts.append(_table(
+        'threshold-table',
+        ['Threshold', 'Points at or above', 'Accuracy on them'],
+        [[f'{t:.2f}', _percent(by_threshold[t].fraction_above),
+          _percent(by_threshold[t].accuracy_above)]
+         for t in TABLE_THRESHOLDS if t in by_threshold]))
+    parts.append('</section>')
+    return '\n'.join(parts)
+
+
+def _predictions_section(content: ReportContent, labels: list[str]) -> str:
+    predictions = content.predictions
+    if not predictions:
+        return ('<section id="predictions"><h2>Predictions</h2><p>No points '
+                'to classify were given (use --points).</p></section>')
+    images = sorted({p.name for p in predictions})
+    counts = Counter(p.label for p in predictions)
+    parts = [
+        '<section id="predictions"><h2>Predictions</h2>',
+        f'<p><span id="prediction-count">{len(predictions)}</span> points '
+        f'on {len(images)} images were classified; all are in '
+        '<code>predictions.csv</code>.</p>',
+        _table('predicted-labels', ['Label', 'Points predicted'],
+               [[label, count] for label, count in counts.most_common()]),
+    ]
+    all_labels = labels + sorted(set(counts) - set(labels))
+    colours = label_colours(all_labels)
+    for number, name in enumerate(images[:content.images_to_draw], start=1):
+        path = content.image_paths.get(name)
+        if path is None:
+            continue
+        mine = [p for p in predictions if p.name == name]
+        parts.append(_figure(
+            f'prediction-image-{number}', draw_predictions(path, mine, colours),
+            f'predicted points on {name}',
+            f'{name}: {len(mine)} points, each marked with its predicted '
+            'label and score.'))
+    parts.append('</section>')
+    return '\n'.join(parts)
+
+
+def render(content: ReportContent) -> str:
+    """The report as one HTML string."""
+    labels = [str(c) for c in content.valresults.classes]
+    notices = ''.join(f'<p class="notice">{html.escape(n)}</p>'
+                      for n in content.notices)
+    summary = _table('summary', ['Run', ''], [[k, v] for k, v in content.summary])
+    return '\n'.join([
+        '<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">',
+        f'<title>{html.escape(content.title)}</title>',
+        f'<style>{STYLE}</style></head><body>',
+        f'<h1>{html.escape(content.title)}</h1>', notices, summary,
+        _validation_section(content.valresults),
+        _predictions_section(content, labels),
+        '</body></html>'])
+
+
+def write_report(path: Path | str, content: ReportContent) -> Path:
+    """Write report.html atomically and return its path."""
+    path = Path(path)
+    partial = path.with_name(path.name + '.part')
+    partial.write_text(render(content), encoding='utf-8')
+    partial.replace(path)
+    return path
