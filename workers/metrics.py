@@ -1,0 +1,335 @@
+"""Prometheus metrics of one worker, served over HTTP by the worker process.
+
+Why it is built this way:
+- Celery's prefork pool runs tasks in child processes, but only the parent
+  can serve one port. The children therefore record into prometheus_client's
+  multiprocess files (one directory per worker) and the parent's endpoint adds
+  them up at scrape time. The solo and thread pools use the same path.
+- Queue depths and GPU figures are read at scrape time, not pushed, so they
+  are fresh and cost nothing between scrapes. Queue depths come from
+  ``workers.queues.queue_depths``, the same figures ``spacer status`` prints
+  (Redis priority sub-lists included).
+- Everything is hooked on Celery's signals; ``install()`` connects them once.
+  The worker command calls it; the port comes from the ``METRICS_PORT``
+  setting (``SPACER_METRICS_PORT``), 0 leaving the endpoint off.
+
+Code that loads an extractor reports how long it took by sending
+``extractor_loaded`` (``extractor=<class name>, seconds=<float>``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from celery import signals
+from celery.utils.dispatch import Signal
+
+from spacer import config
+
+logger = logging.getLogger(__name__)
+
+MULTIPROC_ENV = 'PROMETHEUS_MULTIPROC_DIR'
+DEFAULT_PORT = 0  # off unless configured: several workers may share a host
+
+RUNTIME_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
+                   600, 1200, 1800, 3600, 7200, 14400)
+LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+#: Sent by whoever loads an extractor's network (once per process per extractor).
+extractor_loaded = Signal(name='extractor_loaded', providing_args={'extractor', 'seconds'})
+
+
+def metrics_port() -> int:
+    """The configured port of the metrics endpoint; 0 means no endpoint."""
+    if 'METRICS_PORT' in config.SETTINGS_BY_NAME:
+        port = config.get('METRICS_PORT')
+    else:
+        port = config.get_config_value('METRICS_PORT', int, DEFAULT_PORT)
+    if port is None:
+        return DEFAULT_PORT
+    if not 0 <= int(port) <= 65535:
+        raise ValueError(f"METRICS_PORT must be between 0 and 65535, not {port}.")
+    return int(port)
+
+
+class WorkerMetrics:
+    """The metric objects one worker writes to (in whichever process runs tasks)."""
+
+    def __init__(self, registry: Any = None):
+        from prometheus_client import Counter, Gauge, Histogram
+
+        kwargs = {'registry': registry}
+        self.tasks = Counter(
+            'spacer_tasks', 'Tasks finished, by task name and outcome '
+            '(succeeded, failed, retried).', ['task', 'outcome'], **kwargs)
+        self.failures = Counter(
+            'spacer_task_failures', 'Failed tasks and error results, by task '
+            'name and error class.', ['task', 'error_class'], **kwargs)
+        self.runtime = Histogram(
+            'spacer_task_runtime_seconds', 'Wall time of a task in the worker.',
+            ['task'], buckets=RUNTIME_BUCKETS, **kwargs)
+        self.active = Gauge(
+            'spacer_tasks_active', 'Tasks running right now.', ['task'],
+            multiprocess_mode='livesum', **kwargs)
+        self.extractor_load = Histogram(
+            'spacer_extractor_load_seconds', 'Time to load an extractor '
+            '(weights and network) into a worker process.', ['extractor'],
+            buckets=LOAD_BUCKETS, **kwargs)
+
+
+class QueueDepthCollector:
+    """Reads each queue's backlog from the broker when Prometheus scrapes."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        from workers.queues import queue_depths
+
+        family = GaugeMetricFamily(
+            'spacer_queue_depth', 'Tasks waiting in a queue (all priority '
+            'levels), not counting those already taken by a worker.', labels=['queue'])
+        try:
+            depths = queue_depths(self.app)
+        except Exception as exc:  # a scrape must not fail because the broker blinked
+            logger.warning("Could not read queue depths: %s", exc)
+            return
+        for queue, depth in sorted(depths.items()):
+            family.add_metric([queue], depth)
+        yield family
+
+
+class GpuCollector:
+    """GPU utilization and memory through NVML, on hosts that have a driver."""
+
+    def __init__(self) -> None:
+        self._nvml = None
+        try:
+            import pynvml
+            pynvml.nvmlInit()
+        except Exception:  # no package, no driver, no GPU: nothing to report
+            return
+        self._nvml = pynvml
+
+    @property
+    def available(self) -> bool:
+        return self._nvml is not None
+
+    def collect(self) -> Iterator[Any]:
+        if self._nvml is None:
+            return
+        from prometheus_client.core import GaugeMetricFamily
+
+        nvml = self._nvml
+        util = GaugeMetricFamily('spacer_gpu_utilization_percent',
+                                 'Percent of time the GPU was busy (NVML).', labels=['gpu'])
+        used = GaugeMetricFamily('spacer_gpu_memory_used_bytes',
+                                 'GPU memory in use (NVML).', labels=['gpu'])
+        total = GaugeMetricFamily('spacer_gpu_memory_total_bytes',
+                                  'GPU memory in all (NVML).', labels=['gpu'])
+        try:
+            for index in range(nvml.nvmlDeviceGetCount()):
+                handle = nvml.nvmlDeviceGetHandleByIndex(index)
+                rates = nvml.nvmlDeviceGetUtilizationRates(handle)
+                memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+                util.add_metric([str(index)], rates.gpu)
+                used.add_metric([str(index)], memory.used)
+                total.add_metric([str(index)], memory.total)
+        except Exception as exc:
+            logger.warning("Could not read GPU figures: %s", exc)
+            return
+        yield from (util, used, total)
+
+
+class _State:
+    """What install() and the signal handlers share within one process tree."""
+
+    def __init__(self) -> None:
+        self.metrics: WorkerMetrics | None = None
+        self.directory: str | None = None
+        self.owns_directory = False
+        self.server: Any = None
+        self.app: Any = None
+        self.started: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+
+_state = _State()
+_installed = False
+
+
+def error_class_of(result: Any) -> str | None:
+    """The error class an error *result* names, or None for a good result.
+
+    Bad input comes back as a result, not an exception, so counting only
+    raised exceptions would hide it. An error result is a mapping with
+    ``ok`` false (or an ``error`` entry) naming the class in ``error_class``,
+    ``error_type`` or ``error['class']``.
+    """
+    if not isinstance(result, Mapping):
+        return None
+    error = result.get('error')
+    if result.get('ok', True) and not error:
+        return None
+    for key in ('error_class', 'error_type'):
+        if isinstance(result.get(key), str):
+            return result[key]
+    if isinstance(error, Mapping):
+        for key in ('class', 'type', 'error_class'):
+            if isinstance(error.get(key), str):
+                return error[key]
+    return 'Error'
+
+
+def _task_name(sender: Any, task: Any = None) -> str:
+    task = task or sender
+    return getattr(task, 'name', None) or str(task)
+
+
+# ----- signal handlers ------------------------------------------------------
+
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    """In the worker's main process, before the pool forks its children."""
+    port = metrics_port()
+    if not port:
+        return
+    from prometheus_client import values
+
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    else:
+        directory = tempfile.mkdtemp(prefix='spacer-metrics-')
+        _state.owns_directory = True
+        os.environ[MULTIPROC_ENV] = directory
+    _state.directory = directory
+    # Metrics made from here on (ours, in this process and its children)
+    # write to per-process files that the endpoint adds up.
+    values.ValueClass = values.MultiProcessValue()
+    _state.metrics = WorkerMetrics(registry=None)
+    _state.app = getattr(sender, 'app', None)
+
+
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    """Starts the endpoint once the pool's children exist."""
+    if _state.metrics is None or _state.server is not None:
+        return
+    app = _state.app or getattr(sender, 'app', None)
+    _state.server = serve(metrics_port(), app=app, directory=_state.directory)
+
+
+def _on_worker_shutdown(**_: Any) -> None:
+    if _state.server is not None:
+        server, _thread = _state.server
+        server.shutdown()
+        _state.server = None
+    if _state.owns_directory and _state.directory:
+        shutil.rmtree(_state.directory, ignore_errors=True)
+
+
+def _on_process_shutdown(pid: int | None = None, **_: Any) -> None:
+    if _state.directory:
+        from prometheus_client import multiprocess
+        multiprocess.mark_process_dead(pid or os.getpid(), _state.directory)
+
+
+def _on_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    if _state.metrics is None:
+        return
+    with _state.lock:
+        _state.started[task_id] = time.monotonic()
+    _state.metrics.active.labels(_task_name(sender, task)).inc()
+
+
+def _on_postrun(sender: Any = None, task_id: str | None = None, task: Any = None,
+                retval: Any = None, state: str | None = None, **_: Any) -> None:
+    metrics = _state.metrics
+    if metrics is None:
+        return
+    name = _task_name(sender, task)
+    with _state.lock:
+        started = _state.started.pop(task_id, None)
+    metrics.active.labels(name).dec()
+    if started is not None:
+        metrics.runtime.labels(name).observe(time.monotonic() - started)
+    if state == 'RETRY':
+        metrics.tasks.labels(name, 'retried').inc()
+    elif state == 'SUCCESS':
+        error_class = error_class_of(retval)
+        if error_class is None:
+            metrics.tasks.labels(name, 'succeeded').inc()
+        else:
+            metrics.tasks.labels(name, 'failed').inc()
+            metrics.failures.labels(name, error_class).inc()
+    else:
+        metrics.tasks.labels(name, 'failed').inc()
+
+
+def _on_failure(sender: Any = None, exception: BaseException | None = None, **_: Any) -> None:
+    if _state.metrics is not None and exception is not None:
+        # A RemoteError carries the original class name of a wrapped error.
+        error_class = getattr(exception, 'error_type', None) or type(exception).__name__
+        _state.metrics.failures.labels(_task_name(sender), error_class).inc()
+
+
+def _on_unknown(name: str | None = None, **_: Any) -> None:
+    if _state.metrics is not None:
+        _state.metrics.failures.labels(name or 'unknown', 'NotRegistered').inc()
+
+
+def _on_extractor_loaded(sender: Any = None, extractor: str | None = None,
+                         seconds: float | None = None, **_: Any) -> None:
+    if _state.metrics is not None and seconds is not None:
+        _state.metrics.extractor_load.labels(extractor or str(sender)).observe(seconds)
+
+
+def install() -> None:
+    """Connects the handlers to Celery's signals (once; safe to call again)."""
+    global _installed
+    if _installed:
+        return
+    signals.worker_init.connect(_on_worker_init, weak=False)
+    signals.worker_ready.connect(_on_worker_ready, weak=False)
+    signals.worker_shutdown.connect(_on_worker_shutdown, weak=False)
+    signals.worker_process_shutdown.connect(_on_process_shutdown, weak=False)
+    signals.task_prerun.connect(_on_prerun, weak=False)
+    signals.task_postrun.connect(_on_postrun, weak=False)
+    signals.task_failure.connect(_on_failure, weak=False)
+    signals.task_unknown.connect(_on_unknown, weak=False)
+    extractor_loaded.connect(_on_extractor_loaded, weak=False)
+    _installed = True
+
+
+def build_registry(app: Any = None, directory: str | None = None) -> Any:
+    """A registry with the worker's task metrics, queue depths and GPU figures."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    if directory:
+        MultiProcessCollector(registry, path=directory)
+    if app is not None:
+        registry.register(QueueDepthCollector(app))
+    gpu = GpuCollector()
+    if gpu.available:
+        registry.register(gpu)
+    return registry
+
+
+def serve(port: int, app: Any = None, directory: str | None = None,
+          addr: str = '0.0.0.0') -> tuple[Any, threading.Thread]:
+    """Serves /metrics on ``port`` in a daemon thread; returns (server, thread)."""
+    from prometheus_client import start_http_server
+
+    registry = build_registry(app, directory)
+    server, thread = start_http_server(port, addr=addr, registry=registry)
+    logger.info("Metrics endpoint on http://%s:%d/metrics", addr, port)
+    return server, thread
