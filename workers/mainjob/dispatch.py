@@ -1,0 +1,69 @@
+"""Send the main job's tasks through the queue and get their return messages.
+
+The producer client (`workers.client`) picks the embedded in-process worker
+when no broker is configured and the fleet when `SPACER_BROKER_URL` is set;
+this module only submits, waits, and turns the JSON that comes back into
+pyspacer return messages.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Iterator, Protocol
+
+from spacer.messages import (ClassifyReturnMsg, ExtractFeaturesReturnMsg,
+                             TrainClassifierReturnMsg)
+
+RETURN_TYPES = {
+    'extract_features': ExtractFeaturesReturnMsg,
+    'train_classifier': TrainClassifierReturnMsg,
+    'classify_features': ClassifyReturnMsg,
+}
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class Dispatcher(Protocol):
+    def run_all(self, task_name: str, messages: Iterable[Any]
+                ) -> Iterator[Any]:
+        """Submit every message, then yield each one's return message (or
+        the exception it failed with), in the order given."""
+
+    def run_one(self, task_name: str, message: Any,
+                on_progress: ProgressCallback | None = None) -> Any:
+        """Submit one message and return its return message; raise on
+        failure."""
+
+
+def _as_return_message(task_name: str, result: Any) -> Any:
+    if isinstance(result, dict):
+        return RETURN_TYPES[task_name].deserialize(result)
+    return result
+
+
+class QueueDispatcher:
+    """Runs tasks through `workers.client` (embedded worker or fleet)."""
+
+    def __init__(self, client: Any = None, timeout: float | None = None):
+        if client is None:
+            from workers import client
+        self.client = client
+        self.timeout = timeout
+
+    def _submit(self, task_name: str, message: Any) -> str:
+        return self.client.submit(task_name, message)
+
+    def _wait(self, task_name: str, task_id: str) -> Any:
+        return _as_return_message(task_name,
+                                  self.client.wait(task_id, self.timeout))
+
+    def run_all(self, task_name: str, messages: Iterable[Any]
+                ) -> Iterator[Any]:
+        ids = [self._submit(task_name, message) for message in messages]
+        for task_id in ids:
+            try:
+                yield self._wait(task_name, task_id)
+            except Exception as err:    # a failed task is a result here
+                yield err
+
+    def run_one(self, task_name: str, message: Any,
+                on_progress: ProgressCallback | None = None) -> Any:
+        return self._wait(task_name, self._submit(task_name, message))

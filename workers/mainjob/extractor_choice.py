@@ -1,0 +1,85 @@
+"""Which feature extractor a run uses: a weights file, a serialized extractor,
+or the weights-free default.
+
+The default is a random-init EfficientNet-B0 written to a file with a fixed
+seed (BatchNorm statistics recalibrated on texture patches so its features
+carry information), loaded through the same path as real weights. It is
+stated plainly wherever it is used: its features are not those of a network
+trained on reef photos.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from spacer.data_classes import DataLocation
+
+
+@dataclass(frozen=True)
+class ExtractorChoice:
+    extractor: object
+    note: str | None    # shown to the user when the choice needs a caveat
+
+
+def _local_sha256(path: Path) -> str:
+    from spacer.extractors.data_files import file_sha256
+    return file_sha256(path)
+
+
+def from_weights(path: Path | str) -> ExtractorChoice:
+    """EfficientNet-B0 with the weights in a local file (CoralNet's
+    `efficientnet_b0_ver1.pt` or any `{'net': state_dict}` torch file)."""
+    from spacer.extractors import EfficientNetExtractor
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"Weights file not found: {path}")
+    return ExtractorChoice(EfficientNetExtractor(
+        data_locations={'weights': DataLocation('filesystem', str(path))},
+        data_hashes={'weights': _local_sha256(path)}), None)
+
+
+def from_json(path: Path | str) -> ExtractorChoice:
+    """Any allow-listed extractor, as pyspacer serializes it. Local data
+    files without a hash get one, so the run's features are keyed by the
+    files' content."""
+    from spacer.extractors import FeatureExtractor
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"Cannot read extractor JSON {path}: {err}") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: an extractor JSON must be an object with "
+                         "a class_path")
+    hashes = dict(data.get('data_hashes') or {})
+    for key, loc in (data.get('data_locations') or {}).items():
+        if key not in hashes and loc.get('storage_type') == 'filesystem':
+            hashes[key] = _local_sha256(Path(loc['key']))
+    if hashes:
+        data['data_hashes'] = hashes
+    return ExtractorChoice(FeatureExtractor.deserialize(data), None)
+
+
+def default_weights_dir() -> Path:
+    """Where the default weights file is kept between runs."""
+    from spacer import config
+    configured = config.get('EXTRACTORS_CACHE_DIR')
+    if configured:
+        return Path(configured)
+    base = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
+    return Path(base) / 'spacer'
+
+
+def default() -> ExtractorChoice:
+    """The weights-free default extractor (made once, then reused)."""
+    from spacer.extractors import default_weights
+    path = default_weights.ensure_default_weights(default_weights_dir())
+    choice = from_weights(path)
+    note = (f"No weights given: using the built-in default extractor, a "
+            f"randomly initialized EfficientNet-B0 (fixed seed "
+            f"{default_weights.SEED}, BatchNorm statistics recalibrated on "
+            f"synthetic texture patches) saved to {path}. It is NOT trained "
+            f"on reef photos; pass --weights for real features.")
+    return ExtractorChoice(choice.extractor, note)

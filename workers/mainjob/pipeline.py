@@ -1,0 +1,315 @@
+"""The main job: check the CSVs, extract features, train, classify, report.
+
+Every piece of work goes through the task queue (`workers.mainjob.dispatch`),
+so the same run uses the embedded in-process worker or a fleet. Each
+finished artifact is written atomically where a re-run looks for it first:
+feature files per extractor (`featurestore.py`), the classifier with the
+fingerprint of the training message that made it (`training.json`). A
+killed run therefore loses only the work in flight.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from spacer.data_classes import DataLocation, ImageLabels, ValResults
+from spacer.messages import (ClassifyFeaturesMsg, ExtractFeaturesMsg,
+                             TrainClassifierMsg)
+from spacer.task_utils import SplitMode, preprocess_labels
+from workers.mainjob import metrics
+from workers.mainjob.csv_input import (CsvInputError, CsvIssue, PointRow,
+                                       format_issues, read_annotations,
+                                       read_points)
+from workers.mainjob.dispatch import Dispatcher, QueueDispatcher
+from workers.mainjob.featurestore import FeatureStore
+from workers.mainjob.images import ImageCatalog
+from workers.mainjob.predictions import Prediction, rank, write_csv
+from workers.mainjob.progress import bar
+from workers.mainjob.report import ReportContent, write_report
+
+SPLIT_MODES = {'images': SplitMode.VECTORS,
+               'points': SplitMode.POINTS_STRATIFIED}
+
+
+class JobError(RuntimeError):
+    """The job could not go on; the message says why and what to do."""
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+@dataclass
+class JobSpec:
+    """Everything `spacer run` was asked to do."""
+    images_dir: Path
+    annotations_csv: Path
+    output_dir: Path
+    extractor: object                      # a spacer FeatureExtractor
+    points_csv: Path | None = None
+    extractor_note: str | None = None      # stated in the output and report
+    clf_type: str = 'MLP'
+    epochs: int = 10
+    ref_ratio: float = 0.1
+    val_ratio: float = 0.1
+    split: str = 'images'
+    skip_invalid: bool = False
+    images_in_report: int = 4
+    show_progress: bool = True
+    say: Callable[[str], None] = _stderr
+
+
+@dataclass
+class JobOutcome:
+    """Where the results are and what the run did."""
+    output_dir: Path
+    report: Path
+    predictions_csv: Path
+    classifier: Path
+    valresult: Path
+    images_extracted: int
+    images_reused: int
+    trained: bool
+    accuracy: float | None
+    skipped_rows: list[CsvIssue] = field(default_factory=list)
+    predictions: list[Prediction] = field(default_factory=list)
+
+
+@dataclass
+class _Image:
+    """A photo the job touches: its file, canonical name and points."""
+    name: str
+    path: Path
+    annotations: list[PointRow] = field(default_factory=list)
+    to_classify: list[PointRow] = field(default_factory=list)
+
+    @property
+    def rowcols(self) -> list[tuple[int, int]]:
+        seen: dict[tuple[int, int], None] = {}
+        for point in self.annotations + self.to_classify:
+            seen.setdefault((point.row, point.col))
+        return list(seen)
+
+
+def _check_inputs(spec: JobSpec) -> tuple[list[PointRow], list[PointRow],
+                                          list[CsvIssue]]:
+    catalog = ImageCatalog(spec.images_dir)
+    tables = [read_annotations(spec.annotations_csv, catalog)]
+    if spec.points_csv is not None:
+        tables.append(read_points(spec.points_csv, catalog))
+    issues = [issue for table in tables for issue in table.issues]
+    if any(issue.fatal for issue in issues):
+        raise CsvInputError(issues)
+    if issues and not spec.skip_invalid:
+        raise CsvInputError(
+            issues, hint="Nothing was run. Fix these rows, or pass "
+                         "--skip-invalid to leave them out.")
+    if issues:
+        spec.say(f"Skipping {len(issues)} invalid rows:\n"
+                 + format_issues(issues, limit=10))
+    annotations = tables[0].rows
+    to_classify = tables[1].rows if len(tables) > 1 else []
+    if not annotations:
+        raise JobError("No valid annotation rows are left to train on.")
+    return annotations, to_classify, issues
+
+
+def _group(images_dir: Path, annotations: list[PointRow],
+           to_classify: list[PointRow]) -> dict[str, _Image]:
+    images: dict[str, _Image] = {}
+    for kind, rows in (('annotations', annotations),
+                       ('to_classify', to_classify)):
+        for point in rows:
+            name = point.path.relative_to(images_dir).as_posix()
+            image = images.setdefault(name, _Image(name, point.path))
+            getattr(image, kind).append(point)
+    return images
+
+
+def _extract(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
+             dispatcher: Dispatcher) -> tuple[int, int, dict[str, str]]:
+    """Extract what is missing. Returns (extracted, reused, failures)."""
+    todo = [image for image in images.values()
+            if not store.has_points(image.name, image.rowcols)]
+    reused = len(images) - len(todo)
+    if reused:
+        spec.say(f"Reusing features of {reused} images from an earlier run "
+                 f"({store.folder}).")
+    messages = [ExtractFeaturesMsg(
+        job_token=image.name, extractor=spec.extractor,
+        rowcols=image.rowcols,
+        image_loc=DataLocation('filesystem', str(image.path.resolve())),
+        feature_loc=store.location(image.name)) for image in todo]
+    failures: dict[str, str] = {}
+    with bar(len(images), 'Extracting features', 'image', spec.show_progress,
+             initial=reused) as progress:
+        for image, outcome in zip(
+                todo, dispatcher.run_all('extract_features', messages)):
+            if isinstance(outcome, Exception):
+                failures[image.name] = str(outcome)
+            progress.update(1)
+    return len(todo) - len(failures), reused, failures
+
+
+def _fingerprint(message: TrainClassifierMsg) -> str:
+    text = json.dumps(message.serialize(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+
+def _train(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
+           dispatcher: Dispatcher, paths: dict[str, Path]) -> tuple[bool, dict]:
+    """Train unless the same training already finished. Returns (trained,
+    what training reported)."""
+    labels = ImageLabels({
+        store.location(image.name): [(p.row, p.col, p.label)
+                                     for p in image.annotations]
+        for image in images.values() if image.annotations})
+    try:
+        split = preprocess_labels(labels,
+                                  split_ratios=(spec.ref_ratio, spec.val_ratio),
+                                  split_mode=SPLIT_MODES[spec.split])
+    except Exception as err:
+        raise JobError(f"Cannot train on these annotations: {err}") from err
+    message = TrainClassifierMsg(
+        job_token='spacer-run', trainer='minibatch', nbr_epochs=spec.epochs,
+        clf_type=spec.clf_type, labels=split, previous_model_locs=[],
+        model_loc=DataLocation('filesystem', str(paths['classifier'])),
+        valresult_loc=DataLocation('filesystem', str(paths['valresult'])),
+        feature_cache_dir=TrainClassifierMsg.FeatureCache.DISABLED)
+    fingerprint = _fingerprint(message)
+    record_path = paths['training']
+    if (record_path.is_file() and paths['classifier'].is_file()
+            and paths['valresult'].is_file()):
+        record = json.loads(record_path.read_text())
+        if record.get('message_sha256') == fingerprint:
+            spec.say("Reusing the classifier trained by an earlier run on the "
+                     "same features and labels.")
+            return False, record
+    spec.say(f"Training a {spec.clf_type} classifier: "
+             f"{split.train.label_count} training, {split.ref.label_count} "
+             f"reference and {split.val.label_count} validation points, "
+             f"{spec.epochs} epochs.")
+    started = time.time()
+    with bar(spec.epochs, 'Training', 'epoch', spec.show_progress) as progress:
+        returned = dispatcher.run_one(
+            'train_classifier', message,
+            on_progress=lambda done, total: progress.update(done - progress.n))
+        progress.update(spec.epochs - progress.n)
+    record = {'message_sha256': fingerprint, 'acc': returned.acc,
+              'ref_accs': list(returned.ref_accs), 'runtime': returned.runtime,
+              'wall_time': time.time() - started,
+              'train_points': split.train.label_count,
+              'ref_points': split.ref.label_count,
+              'val_points': split.val.label_count}
+    partial = record_path.with_name(record_path.name + '.part')
+    partial.write_text(json.dumps(record, indent=2))
+    partial.replace(record_path)
+    return True, record
+
+
+def _classify(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
+              dispatcher: Dispatcher, classifier: Path) -> list[Prediction]:
+    wanted = [image for image in images.values() if image.to_classify]
+    messages = [ClassifyFeaturesMsg(
+        job_token=image.name, feature_loc=store.location(image.name),
+        classifier_loc=DataLocation('filesystem', str(classifier)))
+        for image in wanted]
+    by_point: dict[tuple[Path, int, int], Prediction] = {}
+    with bar(len(wanted), 'Classifying', 'image', spec.show_progress) as progress:
+        for image, returned in zip(
+                wanted, dispatcher.run_all('classify_features', messages)):
+            if isinstance(returned, Exception):
+                raise JobError(f"Classifying {image.name} failed: {returned}")
+            for point in image.to_classify:
+                scores = returned[(point.row, point.col)]
+                by_point[(point.path, point.row, point.col)] = Prediction(
+                    point.name, point.row, point.col,
+                    rank(scores, returned.classes))
+            progress.update(1)
+    # In the points file's order.
+    rows = sorted((p for image in wanted for p in image.to_classify),
+                  key=lambda p: p.line)
+    return [by_point[(p.path, p.row, p.col)] for p in rows]
+
+
+def _describe_extractor(spec: JobSpec, store: FeatureStore) -> str:
+    name = type(spec.extractor).__name__
+    files = ', '.join(Path(loc.key).name for loc in
+                      getattr(spec.extractor, 'data_locations', {}).values())
+    return f"{name} ({files or 'no data files'}), id {store.identity}"
+
+
+def run_job(spec: JobSpec, dispatcher: Dispatcher | None = None) -> JobOutcome:
+    """Run the whole main job; raise CsvInputError or JobError with a
+    message for the user when it cannot."""
+    started = time.time()
+    if spec.split not in SPLIT_MODES:
+        raise ValueError(f"split must be one of {', '.join(SPLIT_MODES)}")
+    annotations, to_classify, skipped = _check_inputs(spec)
+    images_dir = Path(spec.images_dir).resolve()
+    images = _group(images_dir, annotations, to_classify)
+    output = Path(spec.output_dir).resolve()
+    output.mkdir(parents=True, exist_ok=True)
+    paths = {'classifier': output / 'classifier.pkl',
+             'valresult': output / 'valresult.json',
+             'training': output / 'training.json',
+             'predictions': output / 'predictions.csv',
+             'report': output / 'report.html'}
+    if spec.extractor_note:
+        spec.say(spec.extractor_note)
+    store = FeatureStore(output, spec.extractor)
+    dispatcher = dispatcher or QueueDispatcher()
+
+    extracted, reused, failures = _extract(spec, images, store, dispatcher)
+    if failures:
+        listing = '\n'.join(f"  {name}: {error}"
+                            for name, error in list(failures.items())[:20])
+        if not spec.skip_invalid:
+            raise JobError(
+                f"Feature extraction failed for {len(failures)} images (the "
+                f"others are saved and a re-run reuses them):\n{listing}\n"
+                "Fix or remove these images, or pass --skip-invalid to leave "
+                "them out.")
+        spec.say(f"Leaving out {len(failures)} images whose extraction "
+                 f"failed:\n{listing}")
+        images = {n: i for n, i in images.items() if n not in failures}
+
+    trained, record = _train(spec, images, store, dispatcher, paths)
+    valresults = ValResults.load(DataLocation('filesystem',
+                                              str(paths['valresult'])))
+    predictions = _classify(spec, images, store, dispatcher,
+                            paths['classifier'])
+    write_csv(paths['predictions'], predictions)
+
+    accuracy = metrics.overall_accuracy(valresults)
+    summary = [
+        ('Images folder', str(images_dir)),
+        ('Annotations', f"{sum(len(i.annotations) for i in images.values())} "
+                        f"points on {sum(1 for i in images.values() if i.annotations)} images"),
+        ('Points classified', f"{len(predictions)} on "
+                              f"{len({p.name for p in predictions})} images"),
+        ('Invalid rows left out', str(len(skipped))),
+        ('Feature extractor', _describe_extractor(spec, store)),
+        ('Features', f"{extracted} images extracted, {reused} reused"),
+        ('Classifier', f"{spec.clf_type}, {spec.epochs} epochs, split by "
+                       f"{spec.split}: {record.get('train_points')} train / "
+                       f"{record.get('ref_points')} reference / "
+                       f"{record.get('val_points')} validation points"),
+        ('Reference accuracy per epoch',
+         ', '.join(f"{a:.3f}" for a in record.get('ref_accs', []))),
+        ('Run time', f"{time.time() - started:.1f} s"),
+    ]
+    notices = [spec.extractor_note] if spec.extractor_note else []
+    write_report(paths['report'], ReportContent(
+        valresults=valresults, summary=summary, notices=notices,
+        predictions=predictions,
+        image_paths={point.name: point.path for point in to_classify},
+        images_to_draw=spec.images_in_report))
+    return JobOutcome(output, paths['report'], paths['predictions'],
+                      paths['classifier'], paths['valresult'], extracted,
+                      reused, trained, accuracy, skipped, predictions)
