@@ -1,0 +1,161 @@
+"""A real `spacer worker` against a real Redis: its metrics endpoint and its health check."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import free_port
+from tests.deploy.project_files import ROOT
+from tests.conftest import wait_for_port
+from tests.deploy.services import (hostname, redis_server, spacer_worker,
+                                   wait_until, worker_env)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REDIS_DB = 11  # this module's own database on its own server
+
+
+@pytest.fixture(scope='module')
+def broker_url(tmp_path_factory):
+    with redis_server(tmp_path_factory.mktemp('redis')) as port:
+        yield f'redis://127.0.0.1:{port}/{REDIS_DB}'
+
+
+@pytest.fixture
+def client(broker_url, monkeypatch):
+    """The producer side, bound to the test broker."""
+    from spacer import config
+    from workers.app import make_app
+    from workers.client import Client
+    from workers.settings import load
+    monkeypatch.setattr(config, 'BROKER_URL', broker_url)
+    monkeypatch.setattr(config, 'RESULT_BACKEND', broker_url)
+    app = make_app(load())
+    yield Client(app)
+    import redis
+    redis.Redis.from_url(broker_url).flushdb()
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    with urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=10) as response:
+        text = response.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples, name: str, **labels) -> float | None:
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def dummy_extract_message(tmp_path, image_name: str, make_image: bool) -> dict:
+    from PIL import Image
+
+    from spacer.data_classes import DataLocation
+    from spacer.extractors.dummy import DummyExtractor
+    from spacer.messages import ExtractFeaturesMsg
+    image = tmp_path / image_name
+    if make_image:
+        Image.new('RGB', (64, 48), (120, 30, 200)).save(image)
+    return ExtractFeaturesMsg(
+        job_token=image_name, extractor=DummyExtractor(feature_dim=8),
+        rowcols=[(10, 10), (20, 30)],
+        image_loc=DataLocation('filesystem', str(image)),
+        feature_loc=DataLocation('filesystem', str(tmp_path / f'{image_name}.feats'))).serialize()
+
+
+def health_check_command() -> str:
+    """The HEALTHCHECK script of Dockerfile.cpu, as the container runs it."""
+    text = (ROOT / 'Dockerfile.cpu').read_text().replace('\\\n', ' ')
+    args = re.search(r'HEALTHCHECK .*?CMD (\[.*?\])\n', text).group(1)
+    return json.loads(args)[2]
+
+
+def run_health_check(broker_url: str, timeout_s: int = 20) -> int:
+    script = health_check_command().replace('--timeout 20', f'--timeout {timeout_s}')
+    env = worker_env(broker_url)
+    env['HOSTNAME'] = hostname()
+    return subprocess.run(['sh', '-c', script], env=env, cwd=ROOT,
+                          capture_output=True).returncode
+
+
+def test_solo_worker_reports_queue_depths_outcomes_and_failures_by_class(
+        broker_url, client, tmp_path):
+    metrics_port = free_port()
+    env = worker_env(broker_url, METRICS_PORT=metrics_port, DEVICE='cpu')
+    log = tmp_path / 'worker.log'
+    with spacer_worker(['--queues', 'extract', '--hostname', 'spacer@%h'], env, log) as proc:
+        wait_until(lambda: proc.poll() is not None or _listening(metrics_port), 60,
+                   'the metrics endpoint', log)
+        assert proc.poll() is None, log.read_text()[-3000:]
+
+        good = client.submit('extract_features', dummy_extract_message(tmp_path, 'a.png', True))
+        bad = client.submit('extract_features', dummy_extract_message(tmp_path, 'gone.png', False))
+        # Waiting in a queue no worker here consumes, one of them with a
+        # priority (a Redis sub-list): the depth must count both.
+        app = client.app
+        for priority in (0, 6):
+            app.send_task('spacer.train_classifier', args=[{}], queue='train',
+                          exchange='train', routing_key='train', priority=priority)
+        good_result = client.wait_result(good, timeout=60)
+        bad_result = client.wait_result(bad, timeout=60)
+        assert good_result.ok, good_result
+        assert not bad_result.ok and bad_result.error_type
+
+        samples = scrape(metrics_port)
+        task = 'spacer.extract_features'
+        assert value(samples, 'spacer_queue_depth', queue='train') == 2
+        assert value(samples, 'spacer_queue_depth', queue='extract') == 0
+        assert value(samples, 'spacer_tasks_total', task=task, outcome='succeeded') == 1
+        assert value(samples, 'spacer_tasks_total', task=task, outcome='failed') == 1
+        assert value(samples, 'spacer_task_failures_total', task=task,
+                     error_class=bad_result.error_type) == 1
+        assert value(samples, 'spacer_task_runtime_seconds_count', task=task) == 2
+        assert value(samples, 'spacer_tasks_active', task=task) == 0
+
+        # The image's health check passes while the worker consumes...
+        assert run_health_check(broker_url) == 0
+    # ...and fails once it has stopped.
+    assert run_health_check(broker_url, timeout_s=3) != 0
+
+
+def test_prefork_children_are_counted_by_the_parents_endpoint(broker_url, client, tmp_path):
+    from spacer.data_classes import DataLocation
+    from spacer.messages import ClassifyFeaturesMsg
+    metrics_port = free_port()
+    env = worker_env(broker_url, METRICS_PORT=metrics_port)
+    log = tmp_path / 'worker.log'
+    with spacer_worker(['--queues', 'classify', '--concurrency', '2',
+                        '--hostname', 'spacer@%h'], env, log) as proc:
+        wait_until(lambda: proc.poll() is not None or _listening(metrics_port), 60,
+                   'the metrics endpoint', log)
+        message = lambda n: ClassifyFeaturesMsg(  # noqa: E731
+            job_token=f'job{n}', feature_loc=DataLocation('filesystem', str(tmp_path / f'f{n}')),
+            classifier_loc=DataLocation('filesystem', str(tmp_path / 'clf'))).serialize()
+        ids = [client.submit('classify_features', message(n)) for n in range(3)]
+        results = [client.wait_result(task_id, timeout=60) for task_id in ids]
+        assert all(not r.ok for r in results)
+        error_classes = {r.error_type for r in results}
+        assert len(error_classes) == 1
+        samples = scrape(metrics_port)
+        task = 'spacer.classify_features'
+        assert value(samples, 'spacer_task_failures_total', task=task,
+                     error_class=error_classes.pop()) == 3
+        assert value(samples, 'spacer_tasks_total', task=task, outcome='failed') == 3
+        assert value(samples, 'spacer_queue_depth', queue='classify') == 0
+
+
+def _listening(port: int) -> bool:
+    try:
+        wait_for_port(port, timeout=0.1)
+        return True
+    except RuntimeError:
+        return False
