@@ -108,8 +108,12 @@ def _conv_plan(layer: CaffeLayer, in_shape):
     pad, stride = _pair(param, 'pad', 0), _pair(param, 'stride', 1)
     dilation = _pair(param, 'dilation', 1)
     group, num_output = param.group, param.num_output
+    if min(kernel) <= 0 or min(stride) <= 0 or min(dilation) <= 0:
+        raise CaffeFormatError(
+            f"kernel {kernel}, stride {stride}, dilation {dilation} must"
+            f" be positive")
     if num_output <= 0 or group <= 0 or channels % group \
-            or num_output % group or min(stride) <= 0:
+            or num_output % group:
         raise CaffeFormatError(
             f"num_output {num_output}, group {group}, stride {stride} do"
             f" not fit {channels} input channels")
@@ -169,9 +173,8 @@ def _pool_plan(layer: CaffeLayer, in_shape):
             raise CaffeFormatError(
                 f"kernel {kernel}, stride {stride}, pad {pad} give empty"
                 f" windows on a {height}x{width} input")
-    settings = dict(kernel=kernel, stride=stride, pad=pad, in_hw=(height,
-                                                                   width),
-                    out_hw=out_hw)
+    settings = dict(kernel=kernel, stride=stride, pad=pad,
+                    in_hw=(height, width), out_hw=out_hw)
     return settings, (channels, *out_hw), []
 
 

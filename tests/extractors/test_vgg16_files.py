@@ -104,7 +104,10 @@ class VGGConfig:
     fc: int = 4096
     classes: int = 1000
     input_hw: int = 224
-    style: str = 'v1'  # 'v1': legacy `layers` + `input:`; 'v2': Input layer
+    # 'v1': legacy `layers` + `input_dim` (the Model Zoo file);
+    # 'v2': `layer` + an Input layer; 'v2_input_shape': `layer` + `input`
+    # and `input_shape` (as Caffe's upgrade tool writes the Model Zoo file).
+    style: str = 'v1'
 
     def layers(self) -> list[Layer]:
         out, blob = [], 'data'
@@ -175,13 +178,17 @@ def _param_text(layer: Layer) -> str:
 
 
 def vgg_prototxt(config: VGGConfig) -> str:
-    """A deploy.prototxt like the VGG16 Model Zoo one (v1) or a modern
-    one (v2)."""
+    """A deploy.prototxt like the VGG16 Model Zoo one (v1) or its
+    upgraded forms (v2, v2_input_shape)."""
     hw = config.input_hw
     if config.style == 'v1':
         text = (f'name: "VGG_ILSVRC_16_layers"\ninput: "data"\n'
                 f'input_dim: 10\ninput_dim: 3\ninput_dim: {hw}\n'
                 f'input_dim: {hw}\n')
+    elif config.style == 'v2_input_shape':
+        text = (f'name: "VGG_ILSVRC_16_layers"\ninput: "data"\n'
+                f'input_shape {{\n  dim: 10\n  dim: 3\n  dim: {hw}\n'
+                f'  dim: {hw}\n}}\n')
     else:
         text = (f'name: "VGG16"\nlayer {{\n  name: "data"\n  type: "Input"\n'
                 f'  top: "data"\n  input_param {{ shape {{ dim: 10 dim: 3'
@@ -225,10 +232,10 @@ def caffemodel_bytes(config: VGGConfig, weights: dict, legacy: bool = False,
     body = pb_bytes(NET_NAME, 'VGG16')
     for layer in config.layers():
         blobs = b''.join(
-            pb_bytes(LAYER_BLOBS if style == 'v2' else V1_BLOBS,
+            pb_bytes(V1_BLOBS if style == 'v1' else LAYER_BLOBS,
                      encode_blob(b, legacy))
             for b in weights.get(layer.name, []))
-        if style == 'v2':
+        if style != 'v1':
             msg = (pb_bytes(LAYER_NAME, layer.name)
                    + pb_bytes(LAYER_TYPE, layer.type)
                    + pb_bytes(LAYER_BOTTOM, layer.bottom)
@@ -327,7 +334,7 @@ SMALL = dict(widths=(4, 8, 8, 16, 16), fc=32, classes=5)
 # tests of the reader
 
 
-@pytest.mark.parametrize('style', ['v1', 'v2'])
+@pytest.mark.parametrize('style', ['v1', 'v2', 'v2_input_shape'])
 def test_definition_layers_and_input(style):
     config = VGGConfig(style=style)
     net = caffe_proto.parse_definition(config.prototxt())

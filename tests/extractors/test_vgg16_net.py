@@ -26,7 +26,8 @@ def _torch_features(net, patches):
         return net(torch.from_numpy(patches)).numpy()
 
 
-@pytest.mark.parametrize('style,legacy', [('v1', True), ('v2', False)])
+@pytest.mark.parametrize('style,legacy', [
+    ('v1', True), ('v2', False), ('v2_input_shape', True)])
 def test_fc7_matches_numpy_at_224(style, legacy):
     config = VGGConfig(style=style, **SMALL)
     weights = random_weights(config, seed=3)
@@ -93,7 +94,7 @@ def test_output_is_fc7_as_caffe_leaves_it():
                                atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize('style', ['v1', 'v2'])
+@pytest.mark.parametrize('style', ['v1', 'v2', 'v2_input_shape'])
 def test_real_vgg16_definition_shapes(style):
     """The full-size VGG16 prototxt, without its 528 MB of weights."""
     plan = plan_network(VGGConfig(style=style).prototxt())
