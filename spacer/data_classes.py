@@ -151,10 +151,19 @@ class ImageLabels(DataClass):
         self.label_count_per_class: Counter = Counter()
         self.has_remote_data = False
         self.filesystem_cache: str | None = None
+        self.plain_keys = False
         for loc, annotations in (data or {}).items():
             self.add_image(loc, annotations)
 
     def add_image(self, feature_loc: DataLocation, image_annotations: list[Annotation]) -> None:
+        if isinstance(feature_loc, str):
+            # pyspacer 0.6 keyed labels by plain feature paths; the storage
+            # type came from TrainClassifierMsg's features_loc.
+            from spacer.legacy import warn_once
+            warn_once('ImageLabels keyed by plain strings',
+                      'DataLocation keys', stacklevel=5)
+            feature_loc = DataLocation('filesystem', feature_loc)
+            self.plain_keys = True
         if not isinstance(feature_loc, DataLocation):
             raise MessageError(
                 f"ImageLabels keys must be DataLocations, got {feature_loc!r}.")

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from spacer.data_classes import (
-    DataClass, DataLocation, ImageLabels, LabelId, require)
+from spacer.data_classes import DataClass, ImageLabels, LabelId, require
+from spacer.data_classes import DataLocation as _DataLocation
 from spacer.exceptions import MessageError
 
 TASK_NAMES = ('extract_features', 'train_classifier', 'classify_features', 'classify_image')
@@ -24,9 +24,9 @@ def _rowcols(value: Any, owner: str) -> list[tuple[int, int]]:
     return out
 
 
-def _location(data: dict, key: str, owner: str) -> DataLocation:
+def _location(data: dict, key: str, owner: str) -> _DataLocation:
     try:
-        return DataLocation.deserialize(require(data, key, owner))
+        return _DataLocation.deserialize(require(data, key, owner))
     except MessageError as e:
         raise MessageError(f"{owner}.{key}: {e}") from e
 
@@ -40,7 +40,7 @@ class ExtractFeaturesMsg(DataClass):
     """Extract features at rowcols (row = y) of the image at image_loc."""
 
     def __init__(self, job_token: str, extractor, rowcols: list[tuple[int, int]],
-                 image_loc: DataLocation, feature_loc: DataLocation):
+                 image_loc: _DataLocation, feature_loc: _DataLocation):
         rowcols = _rowcols(rowcols, 'ExtractFeaturesMsg')
         if not feature_loc.is_writable:
             raise MessageError(
@@ -57,10 +57,10 @@ class ExtractFeaturesMsg(DataClass):
         return cls(
             job_token='123abc',
             extractor=EfficientNetExtractor(data_locations=dict(
-                weights=DataLocation('filesystem', '/path/to/weights.pt'))),
+                weights=_DataLocation('filesystem', '/path/to/weights.pt'))),
             rowcols=[(100, 100)],
-            image_loc=DataLocation('memory', 'my_image.jpg'),
-            feature_loc=DataLocation('memory', 'my_feats.json'))
+            image_loc=_DataLocation('memory', 'my_image.jpg'),
+            feature_loc=_DataLocation('memory', 'my_feats.json'))
 
     def serialize(self) -> dict:
         return {'job_token': self.job_token, 'extractor': self.extractor.serialize(),
@@ -135,8 +135,10 @@ class TrainingTaskLabels:
         return {s: self[s].serialize() for s in self.SETS}
 
     @classmethod
-    def deserialize(cls, data: dict) -> TrainingTaskLabels:
-        return cls(**{s: ImageLabels.deserialize(require(data, s, cls.__name__))
+    def deserialize(cls, data: dict,
+                    features_loc: _DataLocation | None = None) -> TrainingTaskLabels:
+        """features_loc: storage of plain feature keys (messages before 0.13)."""
+        return cls(**{s: ImageLabels.deserialize(require(data, s, cls.__name__), features_loc)
                       for s in cls.SETS})
 
     @classmethod
@@ -151,10 +153,39 @@ class TrainClassifierMsg(DataClass):
         AUTO = 'auto'
         DISABLED = 'disabled'
 
-    def __init__(self, job_token: str, trainer, nbr_epochs: int, clf_type: str,
-                 labels: TrainingTaskLabels, previous_model_locs: list[DataLocation],
-                 model_loc: DataLocation, valresult_loc: DataLocation,
-                 feature_cache_dir: str | Path = FeatureCache.AUTO):
+    def __init__(self, job_token: str, trainer=None, nbr_epochs: int | None = None,
+                 clf_type: str | None = None, labels: TrainingTaskLabels | None = None,
+                 previous_model_locs: list[_DataLocation] | None = None,
+                 model_loc: _DataLocation | None = None,
+                 valresult_loc: _DataLocation | None = None,
+                 feature_cache_dir: str | Path = FeatureCache.AUTO, *,
+                 trainer_name: str | None = None, train_labels: ImageLabels | None = None,
+                 val_labels: ImageLabels | None = None,
+                 features_loc: _DataLocation | None = None):
+        if isinstance(labels, ImageLabels):
+            # pyspacer 0.6 positional order: (job_token, trainer_name, nbr_epochs,
+            # clf_type, train_labels, val_labels, features_loc, previous_model_locs,
+            # model_loc, valresult_loc).
+            train_labels, val_labels, features_loc, previous_model_locs, model_loc, \
+                valresult_loc = (labels, previous_model_locs, model_loc, valresult_loc,
+                                 feature_cache_dir, None)
+            labels, feature_cache_dir = None, self.FeatureCache.AUTO
+            if isinstance(valresult_loc, type(None)):
+                raise MessageError("TrainClassifierMsg: the 0.6 positional form needs all"
+                                   " ten arguments; pass them by keyword.")
+        if trainer_name is not None:
+            from spacer.legacy import warn_once
+            warn_once("TrainClassifierMsg(trainer_name=...)", "trainer=...")
+            trainer = trainer if trainer is not None else trainer_name
+        if train_labels is not None or val_labels is not None:
+            labels = _legacy_labels(train_labels, val_labels, features_loc)
+        missing = [name for name, value in (
+            ('trainer', trainer), ('nbr_epochs', nbr_epochs), ('clf_type', clf_type),
+            ('labels', labels), ('model_loc', model_loc),
+            ('valresult_loc', valresult_loc)) if value is None]
+        if missing:
+            raise MessageError(f"TrainClassifierMsg: missing {', '.join(missing)}.")
+        previous_model_locs = previous_model_locs or []
         from spacer.train_classifier import trainer_factory
         if isinstance(trainer, str):
             trainer = trainer_factory(trainer)
@@ -178,10 +209,10 @@ class TrainClassifierMsg(DataClass):
     def example(cls) -> TrainClassifierMsg:
         return cls(job_token='123_abc', trainer='minibatch', nbr_epochs=2, clf_type='MLP',
                    labels=TrainingTaskLabels.example(),
-                   previous_model_locs=[DataLocation('memory', 'previous_model1.pkl'),
-                                        DataLocation('memory', 'previous_model2.pkl')],
-                   model_loc=DataLocation('memory', 'my_new_model.pkl'),
-                   valresult_loc=DataLocation('memory', 'my_valresult.json'))
+                   previous_model_locs=[_DataLocation('memory', 'previous_model1.pkl'),
+                                        _DataLocation('memory', 'previous_model2.pkl')],
+                   model_loc=_DataLocation('memory', 'my_new_model.pkl'),
+                   valresult_loc=_DataLocation('memory', 'my_valresult.json'))
 
     def serialize(self) -> dict:
         return {'job_token': self.job_token, 'trainer': self.trainer.serialize(),
@@ -196,6 +227,8 @@ class TrainClassifierMsg(DataClass):
     def deserialize(cls, data: dict) -> TrainClassifierMsg:
         from spacer.train_classifier import ClassifierTrainer, trainer_factory
         owner = cls.__name__
+        if isinstance(data, dict) and 'train_labels' in data:
+            return cls._deserialize_06(data)
         if isinstance(data, dict) and 'trainer_name' in data:
             trainer = trainer_factory(data['trainer_name'])
         else:
@@ -206,11 +239,49 @@ class TrainClassifierMsg(DataClass):
         return cls(job_token=require(data, 'job_token', owner), trainer=trainer,
                    nbr_epochs=require(data, 'nbr_epochs', owner),
                    clf_type=require(data, 'clf_type', owner),
-                   labels=TrainingTaskLabels.deserialize(require(data, 'labels', owner)),
-                   previous_model_locs=[DataLocation.deserialize(p) for p in previous],
+                   labels=TrainingTaskLabels.deserialize(
+                       require(data, 'labels', owner),
+                       _DataLocation.deserialize(data['features_loc'])
+                       if data.get('features_loc') else None),
+                   previous_model_locs=[_DataLocation.deserialize(p) for p in previous],
                    model_loc=_location(data, 'model_loc', owner),
                    valresult_loc=_location(data, 'valresult_loc', owner),
                    feature_cache_dir=data.get('feature_cache_dir', cls.FeatureCache.AUTO))
+
+
+    @classmethod
+    def _deserialize_06(cls, data: dict) -> TrainClassifierMsg:
+        """The JSON pyspacer 0.6-0.12 stored: train/val labels and features_loc."""
+        from spacer.legacy import warn_once
+        warn_once("TrainClassifierMsg JSON with train_labels/val_labels/features_loc",
+                  "the 'labels' form ({'train', 'ref', 'val'})", stacklevel=4)
+        owner = cls.__name__
+        features_loc = _location(data, 'features_loc', owner)
+        train = ImageLabels.deserialize(require(data, 'train_labels', owner), features_loc)
+        val = ImageLabels.deserialize(require(data, 'val_labels', owner), features_loc)
+        return cls(job_token=require(data, 'job_token', owner),
+                   trainer=data.get('trainer_name') or data.get('trainer') or 'minibatch',
+                   nbr_epochs=require(data, 'nbr_epochs', owner),
+                   clf_type=require(data, 'clf_type', owner),
+                   labels=_legacy_labels(train, val, None),
+                   previous_model_locs=[_DataLocation.deserialize(p) for p in
+                                        require(data, 'previous_model_locs', owner)],
+                   model_loc=_location(data, 'model_loc', owner),
+                   valresult_loc=_location(data, 'valresult_loc', owner))
+
+
+def _legacy_labels(train_labels, val_labels, features_loc) -> TrainingTaskLabels:
+    """0.6's train/val pair becomes train/ref/val, ref carved from train."""
+    from spacer import config
+    from spacer.legacy import relocate_labels, split_legacy_train, warn_once
+    if train_labels is None or val_labels is None:
+        raise MessageError("TrainClassifierMsg: train_labels and val_labels go together.")
+    warn_once("TrainClassifierMsg(train_labels=..., val_labels=..., features_loc=...)",
+              "labels=TrainingTaskLabels(train, ref, val) or preprocess_labels()", stacklevel=5)
+    train = relocate_labels(train_labels, features_loc)
+    val = relocate_labels(val_labels, features_loc)
+    train, ref = split_legacy_train(train, config.get('TRAINING_BATCH_LABEL_COUNT'))
+    return TrainingTaskLabels(train=train, ref=ref, val=val)
 
 
 class TrainClassifierReturnMsg(DataClass):
@@ -229,7 +300,7 @@ class TrainClassifierReturnMsg(DataClass):
 class ClassifyFeaturesMsg(DataClass):
     """Score every point of a feature file with a classifier."""
 
-    def __init__(self, job_token: str, feature_loc: DataLocation, classifier_loc: DataLocation):
+    def __init__(self, job_token: str, feature_loc: _DataLocation, classifier_loc: _DataLocation):
         self.job_token = job_token
         self.feature_loc = feature_loc
         self.classifier_loc = classifier_loc
@@ -238,8 +309,8 @@ class ClassifyFeaturesMsg(DataClass):
     def example(cls) -> ClassifyFeaturesMsg:
         base = 'https://my-bucket.s3-my-region.amazonaws.com/'
         return cls(job_token='my_job',
-                   feature_loc=DataLocation('url', base + '01234aeiou.png.featurevector'),
-                   classifier_loc=DataLocation('url', base + 'my_model_id.model'))
+                   feature_loc=_DataLocation('url', base + '01234aeiou.png.featurevector'),
+                   classifier_loc=_DataLocation('url', base + 'my_model_id.model'))
 
     def serialize(self) -> dict:
         return {'job_token': self.job_token, 'feature_loc': self.feature_loc.serialize(),
@@ -257,7 +328,7 @@ class ClassifyImageMsg(DataClass):
     """Extract features at rowcols of an image and score them."""
 
     def __init__(self, job_token: str, extractor, rowcols: list[tuple[int, int]],
-                 image_loc: DataLocation, classifier_loc: DataLocation):
+                 image_loc: _DataLocation, classifier_loc: _DataLocation):
         self.job_token = job_token
         self.extractor = extractor
         self.rowcols = _rowcols(rowcols, 'ClassifyImageMsg')
@@ -270,10 +341,10 @@ class ClassifyImageMsg(DataClass):
         base = 'https://my-bucket.s3-my-region.amazonaws.com/'
         return cls(job_token='my_job',
                    extractor=EfficientNetExtractor(data_locations=dict(
-                       weights=DataLocation('filesystem', '/path/to/weights.pt'))),
+                       weights=_DataLocation('filesystem', '/path/to/weights.pt'))),
                    rowcols=[(1, 1), (2, 2)],
-                   image_loc=DataLocation('url', base + '01234aeiou.png'),
-                   classifier_loc=DataLocation('url', base + 'my_model_id.model'))
+                   image_loc=_DataLocation('url', base + '01234aeiou.png'),
+                   classifier_loc=_DataLocation('url', base + 'my_model_id.model'))
 
     def serialize(self) -> dict:
         return {'job_token': self.job_token, 'extractor': self.extractor.serialize(),
@@ -411,3 +482,11 @@ class JobReturnMsg(DataClass):
 
     def __eq__(self, other) -> bool:
         return isinstance(other, JobReturnMsg) and self.serialize() == other.serialize()
+
+
+def __getattr__(name: str):
+    if name == 'DataLocation':
+        from spacer.legacy import warn_once
+        warn_once('spacer.messages.DataLocation', 'spacer.data_classes.DataLocation')
+        return _DataLocation
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,61 @@
+"""Translations of the older API forms (pyspacer 0.6 onward) into the current ones.
+
+Old forms are accepted at the edges (constructor keywords, stored JSON, module
+paths) and turned into the one current class, with a DeprecationWarning that
+says what to write instead, issued once per form and process.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+_warned: set[str] = set()
+_lock = threading.Lock()
+
+
+def warn_once(form: str, instead: str, stacklevel: int = 3) -> None:
+    """Warn about an old form the first time this process uses it."""
+    with _lock:
+        if form in _warned:
+            return
+        _warned.add(form)
+    warnings.warn(f"{form} is deprecated (pyspacer 0.6 API); use {instead} instead.",
+                  DeprecationWarning, stacklevel=stacklevel)
+
+
+def relocate_labels(labels, features_loc):
+    """ImageLabels keyed by plain paths, re-keyed to features_loc's storage."""
+    from spacer.data_classes import DataLocation, ImageLabels
+    relocated = ImageLabels()
+    for loc, annotations in labels.items():
+        if getattr(labels, 'plain_keys', False) and features_loc is not None:
+            loc = DataLocation(features_loc.storage_type, loc.key, features_loc.bucket_name)
+        relocated.add_image(loc, annotations)
+    return relocated
+
+
+def split_legacy_train(train, batch_label_count: int = 5000, seed: int = 0):
+    """0.6's reference set: every 10th image in key order, shuffled, capped at
+    batch_label_count labels' worth of images; the rest is train. 0.6 shuffled
+    without a seed; here the seed is fixed so a job gives the same split twice."""
+    from spacer.data_classes import ImageLabels
+    keys = sorted(train.keys(), key=lambda loc: loc.key)
+    if not keys:
+        return ImageLabels(), ImageLabels()
+    per_image = max(1, train.label_count // len(keys))
+    ref_keys = keys[::10]
+    np.random.RandomState(seed).shuffle(ref_keys)
+    ref_keys = ref_keys[:max(1, batch_label_count // per_image)]
+    ref_set = set(ref_keys)
+    ref = ImageLabels({k: train[k] for k in ref_keys})
+    rest = ImageLabels({k: train[k] for k in keys if k not in ref_set})
+    if len(rest.classes_set & ref.classes_set) < 2:
+        # Too few images to hold a reference set out (0.6 failed here): the
+        # reference set becomes the training set itself.
+        logger.warning("Only %d images: the reference set is the training set.", len(keys))
+        return train, train
+    return rest, ref
