@@ -1,0 +1,100 @@
+"""
+The Celery app: broker, result backend, queues and delivery guarantees.
+
+Everything comes from ``workers.settings`` (itself read through
+``spacer.config``); see that module for the time limits and the visibility
+timeout. The choices made here:
+
+- JSON only, both ways: the workers accept no pickle, so a message cannot
+  run code.
+- Late acknowledgement, prefetch of one, and reject-on-worker-lost: a task
+  is acknowledged after it finishes, a worker holds at most one message it
+  is not running, and a pool process that dies mid-task leaves its message
+  to be delivered again (tasks are idempotent: artifacts are written to a
+  temporary name and moved into place).
+- ``task_track_started``: a caller can tell queued from running.
+- With no broker configured, the in-memory transport and result cache, with
+  short polling intervals; ``workers.embedded`` runs the worker in a thread.
+
+``celery -A workers.app worker`` and ``spacer worker`` both use ``app``.
+"""
+from __future__ import annotations
+
+from celery import Celery
+
+from workers import routing
+from workers.settings import WorkerSettings, load
+
+# Polling of the in-memory transport and result cache; Celery's 1 s
+# default makes every embedded task take a second (facts.md).
+EMBEDDED_POLL_INTERVAL = 0.005
+
+
+def broker_and_backend(settings: WorkerSettings) -> tuple[str, str]:
+    if settings.embedded:
+        return 'memory://', settings.result_backend or 'cache+memory://'
+    broker = settings.broker_url
+    backend = settings.result_backend
+    if not backend:
+        # Redis can hold results too; other brokers need RESULT_BACKEND for
+        # results to be readable from another process than the sender.
+        backend = broker if broker.startswith(('redis://', 'rediss://')) else 'rpc://'
+    return broker, backend
+
+
+def celery_config(settings: WorkerSettings) -> dict:
+    broker, backend = broker_and_backend(settings)
+    transport_options: dict = {}
+    if broker.startswith(('redis://', 'rediss://', 'sentinel://')):
+        transport_options = {
+            'visibility_timeout': settings.visibility_timeout,
+            'unacked_restore_interval': settings.unacked_restore_interval,
+            'unacked_restore_throttle': 1,
+        }
+    elif settings.embedded:
+        transport_options = {'polling_interval': EMBEDDED_POLL_INTERVAL}
+    return dict(
+        broker_url=broker,
+        result_backend=backend,
+        task_serializer='json',
+        result_serializer='json',
+        accept_content=['json'],
+        result_accept_content=['json'],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_track_started=True,
+        task_queues=routing.declare_queues(settings),
+        task_default_queue=settings.queues['classify'],
+        task_routes=(routing.Router(settings),),
+        task_create_missing_queues=False,
+        broker_transport_options=transport_options,
+        result_backend_transport_options=(
+            {'visibility_timeout': settings.visibility_timeout}
+            if backend.startswith('redis') else {}),
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        result_expires=settings.result_expires,
+        result_backend_always_retry=True,
+        result_backend_max_retries=20,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        # Warm caches live as long as the pool process: never recycle it.
+        worker_max_tasks_per_child=None,
+        # The embedded worker's thread and the caller must see one result
+        # cache (the in-memory one is per backend object, normally per thread).
+        result_backend_thread_safe=settings.embedded,
+    )
+
+
+def make_app(settings: WorkerSettings | None = None) -> Celery:
+    """A Celery app for ``settings`` (default: read them now)."""
+    settings = settings or load()
+    app = Celery('spacer')
+    app.conf.update(celery_config(settings))
+    app.conf.include = ['workers.tasks']
+    app.spacer_settings = settings
+    return app
+
+
+app = make_app()

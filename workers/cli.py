@@ -1,0 +1,56 @@
+"""
+The ``spacer`` command.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``
+(and sets ``func`` on its parser); this file only assembles them. The main
+job's ``run`` and ``demo`` come from ``workers.mainjob.cli``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+
+SUBCOMMAND_MODULES = (
+    'workers.commands.worker',
+    'workers.commands.submit',
+    'workers.commands.result',
+    'workers.commands.status',
+    'workers.commands.dead_letters',
+    'workers.commands.config',
+    'workers.mainjob.cli',
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='spacer',
+        description="CoralNet's vision backend: feature extraction, training and "
+                    "classification through a Celery task queue.")
+    parser.add_argument('-v', '--verbose', action='store_true', help='log at DEBUG level')
+    subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
+    subparsers.required = True
+    for name in SUBCOMMAND_MODULES:
+        if importlib.util.find_spec(name) is None:
+            continue  # a part not installed in this build
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format='%(levelname)s %(name)s: %(message)s')
+    func = getattr(args, 'func', None)
+    if func is None:
+        parser.print_help()
+        return 2
+    code = func(args)
+    return int(code or 0)
+
+
+if __name__ == '__main__':  # pragma: no cover
+    sys.exit(main())

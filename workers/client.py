@@ -1,0 +1,192 @@
+"""
+The producer side: submit messages by task name, collect results later.
+
+Importing this module imports neither torch nor the task code: tasks are
+sent by name (``send_task``) to the queue of their kind, so a web server
+stays light. With no broker configured, the first submit starts the
+embedded in-process worker (``workers.embedded``) and everything else
+works the same.
+
+From Django, submit once the database row the job refers to is committed,
+or a fast worker can look for it before it exists::
+
+    from django.db import transaction
+    from workers import client
+
+    def schedule_extraction(image):
+        msg = ExtractFeaturesMsg(job_token=str(image.pk), ...)
+        transaction.on_commit(
+            lambda: image_job.update(task_id=client.submit('extract_features', msg)))
+
+and collect results from a periodic job with ``client.poll(task_ids)``.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from celery import states
+from celery.result import AsyncResult
+
+from workers import routing
+from workers.errors import RemoteError
+from workers.keystore import store_for
+from workers.policies import dedup
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """Where a task stands; once ready, its return message or its error."""
+
+    id: str
+    state: str  # PENDING (or unknown), STARTED, RETRY, SUCCESS, FAILURE, REVOKED
+    value: Any = None  # the return message JSON, on SUCCESS
+    error_type: str | None = None  # on FAILURE (and the last error on RETRY)
+    error_message: str | None = None
+    traceback: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.state in states.READY_STATES
+
+    @property
+    def ok(self) -> bool:
+        return self.state == states.SUCCESS
+
+    def raise_for_error(self) -> Any:
+        """The value on success; RemoteError naming the cause otherwise."""
+        if self.state == states.SUCCESS:
+            return self.value
+        if self.ready:
+            raise RemoteError(self.error_type or self.state, self.error_message or '')
+        raise RuntimeError(f"Task {self.id} is not finished ({self.state}).")
+
+
+def to_json(message: Any) -> Any:
+    """The wire form of a message object (its ``serialize()``) or JSON as given."""
+    if hasattr(message, 'serialize') and callable(message.serialize):
+        return message.serialize()
+    if isinstance(message, dict):
+        return message
+    raise TypeError(f"A message must be a spacer message or a JSON dict, "
+                    f"not {type(message).__name__}.")
+
+
+def _error_parts(exc: Any) -> tuple[str | None, str | None]:
+    if exc is None:
+        return None, None
+    if isinstance(exc, RemoteError):
+        return exc.error_type, exc.message
+    if isinstance(exc, BaseException):
+        return type(exc).__name__, str(exc)
+    return type(exc).__name__, repr(exc)
+
+
+class Client:
+    """Submits to and reads from one Celery app (default: ``workers.app.app``)."""
+
+    def __init__(self, app: Any = None):
+        if app is None:
+            from workers.app import app as default_app
+            app = default_app
+        self.app = app
+        self.settings = app.spacer_settings
+
+    def _ensure_worker(self) -> None:
+        if self.settings.embedded:
+            from workers.embedded import ensure_worker
+            ensure_worker(self.app)
+
+    def submit(self, task_name: str | None, message: Any, *, dedup_job: bool = True) -> str:
+        """
+        Queue ``message`` for ``task_name`` ('extract_features' or
+        'spacer.extract_features'...; None: inferred from the message) and
+        return the task id. While the same job (task and job token) is
+        pending or running, submitting it again returns that task's id.
+        """
+        name = routing.full_name(task_name) if task_name else routing.task_name_for(message)
+        body = to_json(message)
+        kind = routing.kind_for(name, body)
+        queue = self.settings.queues[kind]
+        soft, hard = self.settings.limits(kind)
+        self._ensure_worker()
+        task_id = str(uuid.uuid4())
+        key = dedup.job_key(name, body) if dedup_job else None
+        store = store_for(self.app) if key else None
+        if key:
+            running = dedup.claim(store, key, task_id, self.settings.dedup_ttl)
+            if running is not None:
+                return running
+        try:
+            self.app.send_task(name, args=[body], task_id=task_id, queue=queue,
+                               exchange=queue, routing_key=queue,
+                               soft_time_limit=soft, time_limit=hard)
+        except BaseException:
+            if key:
+                dedup.release(store, key, task_id)
+            raise
+        return task_id
+
+    def result(self, task_id: str) -> TaskResult:
+        """Where one task stands, without waiting."""
+        res = AsyncResult(task_id, app=self.app)
+        state = res.state
+        value = res.result if state == states.SUCCESS else None
+        error_type = error_message = tb = None
+        if state in (states.FAILURE, states.RETRY, states.REVOKED):
+            error_type, error_message = _error_parts(res.result)
+            tb = res.traceback
+        return TaskResult(task_id, state, value, error_type, error_message, tb)
+
+    def poll(self, task_ids: Iterable[str]) -> dict[str, TaskResult]:
+        """Where each task stands, without waiting."""
+        return {task_id: self.result(task_id) for task_id in task_ids}
+
+    def wait_result(self, task_id: str, timeout: float | None = None) -> TaskResult:
+        """Block until the task is finished; TimeoutError after ``timeout`` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = 0.002
+        while True:
+            outcome = self.result(task_id)
+            if outcome.ready:
+                return outcome
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"Task {task_id} not finished after {timeout} s "
+                                   f"(state {outcome.state}).")
+            time.sleep(interval)
+            interval = min(interval * 1.5, 0.1)
+
+    def wait(self, task_id: str, timeout: float | None = None) -> Any:
+        """
+        The return message JSON of a task, once it is finished. A task that
+        failed raises RemoteError naming the error class and message.
+        """
+        return self.wait_result(task_id, timeout).raise_for_error()
+
+
+_default: Client | None = None
+
+
+def default_client() -> Client:
+    global _default
+    if _default is None:
+        _default = Client()
+    return _default
+
+
+def submit(task_name: str | None, message: Any, *, dedup_job: bool = True) -> str:
+    return default_client().submit(task_name, message, dedup_job=dedup_job)
+
+
+def poll(task_ids: Iterable[str]) -> dict[str, TaskResult]:
+    return default_client().poll(task_ids)
+
+
+def wait(task_id: str, timeout: float | None = None) -> Any:
+    return default_client().wait(task_id, timeout)
+
+
+def result(task_id: str) -> TaskResult:
+    return default_client().result(task_id)

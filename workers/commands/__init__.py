@@ -1,0 +1,1 @@
+"""Subcommands of ``spacer``; each module has ``register(subparsers)``."""

@@ -1,0 +1,78 @@
+"""
+``spacer worker --queues ...``: start a worker with the pool its kind needs.
+
+- extract (GPU hosts): solo pool, one process: the network stays warm in
+  the process that owns the GPU, which is initialized only there. Run one
+  worker per GPU (``--device cuda:N``).
+- train / classify (CPU hosts): prefork pool, one process per core.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from typing import Any
+
+from workers.settings import QUEUE_KINDS
+
+
+def pool_for(kinds: set[str], cpus: int, concurrency: int = 0) -> tuple[str, int]:
+    """(pool, concurrency) for a worker consuming ``kinds`` of queue."""
+    if 'extract' in kinds:
+        return 'solo', 1
+    return 'prefork', concurrency or cpus
+
+
+def _kinds(queues: list[str], settings: Any) -> set[str]:
+    kinds = set()
+    for queue in queues:
+        kind = settings.kind_of_queue(queue)
+        if kind is None and queue in QUEUE_KINDS:
+            kind = queue
+        if kind is None:
+            raise SystemExit(f"spacer worker: unknown queue {queue!r}; the queues are "
+                             f"{', '.join(settings.queues.values())}.")
+        kinds.add(kind)
+    return kinds
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.device:
+        os.environ['SPACER_DEVICE'] = args.device
+        from spacer import config
+        config.DEVICE = args.device
+    from workers.app import app
+    from workers.warm import usable_cpus
+
+    settings = app.spacer_settings
+    if settings.embedded:
+        raise SystemExit("spacer worker: no broker configured; set SPACER_BROKER_URL "
+                         "(e.g. redis://localhost:6379/0).")
+    requested = [q.strip() for q in args.queues.split(',') if q.strip()]
+    kinds = _kinds(requested, settings)
+    queue_names = [settings.queues[k] for k in QUEUE_KINDS if k in kinds]
+    pool, concurrency = pool_for(kinds, usable_cpus(), args.concurrency or settings.concurrency)
+    name = args.hostname or f"{'-'.join(sorted(kinds))}-{os.getpid()}@{socket.gethostname()}"
+    argv = ['worker', '--queues', ','.join(queue_names), '--pool', pool,
+            '--concurrency', str(concurrency), '--hostname', name,
+            '--loglevel', args.loglevel, '--without-gossip', '--without-mingle']
+    if args.logfile:
+        argv += ['--logfile', args.logfile]
+    app.worker_main(argv)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        'worker', help='start a worker for some queues',
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--queues', '-Q', default='extract,train,classify',
+                        help='comma-separated queue kinds or names (default: %(default)s)')
+    parser.add_argument('--concurrency', '-c', type=int, default=0,
+                        help='pool processes for train/classify (default: one per core)')
+    parser.add_argument('--device', help="torch device for extraction: cpu, cuda, cuda:N "
+                                         "(default: setting DEVICE)")
+    parser.add_argument('--hostname', '-n', help='worker node name')
+    parser.add_argument('--loglevel', '-l', default='INFO', help='default: %(default)s')
+    parser.add_argument('--logfile', '-f', help='log to this file instead of stderr')
+    parser.set_defaults(func=run)

@@ -1,0 +1,37 @@
+"""
+Errors as a producer sees them.
+
+A task that fails on a worker is stored as ``RemoteError(error_type,
+message)``: both parts are plain strings, so the failure crosses the JSON
+result backend intact and the caller reads the original class name and
+message without importing the worker's code.
+"""
+from __future__ import annotations
+
+
+class RemoteError(Exception):
+    """A task failed on a worker; names the original error class and message."""
+
+    def __init__(self, error_type: str, message: str):
+        super().__init__(error_type, message)
+        self.error_type = error_type
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.error_type}: {self.message}"
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> 'RemoteError':
+        if isinstance(exc, RemoteError):
+            return exc
+        return cls(type(exc).__name__, str(exc))
+
+
+class DuplicateJobError(Exception):
+    """The same job token is already pending or running as another task."""
+
+    def __init__(self, job_key: str, running_task_id: str):
+        super().__init__(
+            f"Job {job_key} is already pending or running as task {running_task_id}.")
+        self.job_key = job_key
+        self.running_task_id = running_task_id

@@ -1,0 +1,173 @@
+"""
+The few Redis operations the worker policies need, behind one small class.
+
+Dedup keys and the dead-letter list live in Redis when a Redis URL is
+configured (the result backend's, else the broker's); the embedded worker,
+which has no Redis, keeps them in process memory with the same semantics.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+# The one atomic step SET NX cannot do alone: delete a key only if it still
+# holds our value (another task may have claimed it since).
+_WATCH_RETRIES = 5
+
+
+class RedisKeyStore:
+    """Key and list operations on a redis-py client (or fakeredis)."""
+
+    def __init__(self, client: Any):
+        self.client = client
+
+    def claim(self, key: str, value: str, ttl: int) -> str | None:
+        """Set ``key`` to ``value`` unless set; return the holder if not ours."""
+        for _ in range(_WATCH_RETRIES):
+            if self.client.set(key, value, nx=True, ex=ttl):
+                return None
+            holder = self.client.get(key)
+            if holder is None:
+                continue  # expired or released in between: try again
+            holder = holder.decode() if isinstance(holder, bytes) else holder
+            if holder == value:
+                self.client.expire(key, ttl)
+                return None
+            return holder
+        return None
+
+    def holder(self, key: str) -> str | None:
+        value = self.client.get(key)
+        return value.decode() if isinstance(value, bytes) else value
+
+    def release(self, key: str, value: str) -> bool:
+        """Delete ``key`` if it still holds ``value``."""
+        import redis
+
+        for _ in range(_WATCH_RETRIES):
+            with self.client.pipeline() as pipe:
+                try:
+                    pipe.watch(key)
+                    holder = pipe.get(key)
+                    holder = holder.decode() if isinstance(holder, bytes) else holder
+                    if holder != value:
+                        pipe.unwatch()
+                        return False
+                    pipe.multi()
+                    pipe.delete(key)
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue
+        return False
+
+    def push(self, key: str, item: str, maxlen: int) -> None:
+        with self.client.pipeline() as pipe:
+            pipe.lpush(key, item)
+            pipe.ltrim(key, 0, maxlen - 1)
+            pipe.execute()
+
+    def items(self, key: str, start: int = 0, stop: int = -1) -> list[str]:
+        return [i.decode() if isinstance(i, bytes) else i
+                for i in self.client.lrange(key, start, stop)]
+
+    def length(self, key: str) -> int:
+        return int(self.client.llen(key))
+
+    def remove(self, key: str, item: str) -> int:
+        return int(self.client.lrem(key, 1, item))
+
+    def delete(self, key: str) -> None:
+        self.client.delete(key)
+
+
+class MemoryKeyStore:
+    """The same operations in process memory, for the embedded worker."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._values: dict[str, tuple[str, float]] = {}
+        self._lists: dict[str, list[str]] = {}
+
+    def _live(self, key: str) -> str | None:
+        entry = self._values.get(key)
+        if entry is None or entry[1] < time.monotonic():
+            self._values.pop(key, None)
+            return None
+        return entry[0]
+
+    def claim(self, key: str, value: str, ttl: int) -> str | None:
+        with self._lock:
+            holder = self._live(key)
+            if holder is None or holder == value:
+                self._values[key] = (value, time.monotonic() + ttl)
+                return None
+            return holder
+
+    def holder(self, key: str) -> str | None:
+        with self._lock:
+            return self._live(key)
+
+    def release(self, key: str, value: str) -> bool:
+        with self._lock:
+            if self._live(key) != value:
+                return False
+            del self._values[key]
+            return True
+
+    def push(self, key: str, item: str, maxlen: int) -> None:
+        with self._lock:
+            items = self._lists.setdefault(key, [])
+            items.insert(0, item)
+            del items[maxlen:]
+
+    def items(self, key: str, start: int = 0, stop: int = -1) -> list[str]:
+        with self._lock:
+            items = self._lists.get(key, [])
+            return list(items[start:] if stop == -1 else items[start:stop + 1])
+
+    def length(self, key: str) -> int:
+        with self._lock:
+            return len(self._lists.get(key, []))
+
+    def remove(self, key: str, item: str) -> int:
+        with self._lock:
+            items = self._lists.get(key, [])
+            if item in items:
+                items.remove(item)
+                return 1
+            return 0
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._values.pop(key, None)
+            self._lists.pop(key, None)
+
+
+_EMBEDDED_STORE = MemoryKeyStore()
+_stores: dict[str, RedisKeyStore] = {}
+_stores_lock = threading.Lock()
+
+
+def redis_url_of(app: Any) -> str | None:
+    """The Redis URL the app's policies use: the result backend's, else the broker's."""
+    for url in (app.conf.result_backend, app.conf.broker_url):
+        if isinstance(url, str) and url.startswith(('redis://', 'rediss://')):
+            return url
+    return None
+
+
+def store_for(app: Any) -> RedisKeyStore | MemoryKeyStore:
+    """The key store of ``app`` (one client per URL, reused)."""
+    url = redis_url_of(app)
+    if url is None:
+        return _EMBEDDED_STORE
+    with _stores_lock:
+        if url not in _stores:
+            import redis
+
+            _stores[url] = RedisKeyStore(redis.Redis.from_url(
+                url, socket_timeout=10, socket_connect_timeout=5,
+                health_check_interval=30, retry_on_timeout=True))
+        return _stores[url]

@@ -1,0 +1,152 @@
+"""
+The distributed layer's settings, read through ``spacer.config``.
+
+Names the library already knows (BROKER_URL, RESULT_BACKEND, QUEUE_*,
+DEVICE) come from ``config.get``; the worker-only names below are read the
+same way pyspacer reads any setting (``SPACER_<NAME>`` environment variable,
+``secrets.json``, Django's ``settings.SPACER``), so one place configures
+everything.
+
+Time limits and the visibility timeout, and why these numbers
+--------------------------------------------------------------
+Each queue has a soft limit (the task gets ``SoftTimeLimitExceeded`` and can
+clean up) and a hard limit (the process running it is killed) ``grace``
+seconds later:
+
+=========  ==========  ==========  ==================================
+queue      soft (s)    hard (s)    why
+=========  ==========  ==========  ==================================
+extract    900         960         one image, up to 1000 points; a CPU
+                                   worker needs ~30 s for 1000 patches
+classify   120         180         one feature file and one
+                                   predict_proba: milliseconds
+train      10800       10860       the largest CoralNet sources train
+                                   in well under an hour; 3 h is a
+                                   wide margin
+=========  ==========  ==========  ==================================
+
+With Redis as the broker an unacknowledged message (acks are late, so every
+running task's message is unacknowledged) goes back to its queue once it
+has been out for ``visibility_timeout`` seconds. The unacked index is one
+per Redis database, and every consumer restores any message older than its
+own timeout, so the timeout must exceed the longest hard limit of any queue
+(the train queue's): otherwise a training job still running would be handed
+to a second worker. The default is that limit plus one hour (14460 s, about
+4 h). The price: if a whole worker host dies (not just one pool process,
+which is requeued at once), its task waits up to that long before another
+worker runs it. RabbitMQ has no visibility timeout but closes a channel
+whose delivery stays unacknowledged past its ``consumer_timeout`` (30 min by
+default): raise that above the train hard limit on the RabbitMQ server.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from spacer import config
+from spacer.exceptions import ConfigError
+
+QUEUE_KINDS = ('extract', 'train', 'classify')
+
+# (name, type, default) of the settings only the worker layer reads.
+WORKER_SETTINGS: tuple[tuple[str, type, Any], ...] = (
+    ('EXTRACT_TIME_LIMIT', int, 900),
+    ('TRAIN_TIME_LIMIT', int, 10800),
+    ('CLASSIFY_TIME_LIMIT', int, 120),
+    ('TIME_LIMIT_GRACE', int, 60),
+    ('VISIBILITY_TIMEOUT', int, None),  # None: longest hard limit + 1 h
+    ('UNACKED_RESTORE_INTERVAL', int, 10),  # kombu's default period
+    ('RETRY_MAX', int, 5),
+    ('RETRY_BACKOFF', int, 2),
+    ('RETRY_BACKOFF_MAX', int, 300),
+    ('DEDUP_TTL', int, 21600),
+    ('DEAD_LETTER_MAX', int, 10000),
+    ('RESULT_EXPIRES', int, 86400),
+    ('WORKER_CONCURRENCY', int, 0),  # 0: chosen per queue kind
+)
+
+
+def read(name: str, value_type: type = str, default: Any = None) -> Any:
+    """One setting: through ``config.get`` when the library declares it."""
+    if name in getattr(config, 'SETTINGS_BY_NAME', {}):
+        return config.get(name)
+    return config.get_config_value(name, value_type, default)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    broker_url: str | None
+    result_backend: str | None
+    queues: dict[str, str]  # kind -> queue name
+    soft_limits: dict[str, int]  # kind -> seconds
+    grace: int
+    visibility_timeout: int
+    unacked_restore_interval: int
+    retry_max: int
+    retry_backoff: int
+    retry_backoff_max: int
+    dedup_ttl: int
+    dead_letter_max: int
+    result_expires: int
+    concurrency: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        """No broker configured: tasks run in an in-process worker."""
+        return not self.broker_url or self.broker_url.startswith('memory://')
+
+    def hard_limit(self, kind: str) -> int:
+        return self.soft_limits[kind] + self.grace
+
+    def limits(self, kind: str) -> tuple[int, int]:
+        """(soft, hard) seconds for a queue kind."""
+        return self.soft_limits[kind], self.hard_limit(kind)
+
+    def kind_of_queue(self, queue: str) -> str | None:
+        for kind, name in self.queues.items():
+            if name == queue:
+                return kind
+        return None
+
+
+def load() -> WorkerSettings:
+    """Read every setting now (call again after changing the environment)."""
+    values = {name: read(name, t, d) for name, t, d in WORKER_SETTINGS}
+    for name, value in values.items():
+        if value is not None and value < 0:
+            raise ConfigError(f"{name} must not be negative, not {value}.")
+    soft = {kind: values[f'{kind.upper()}_TIME_LIMIT'] for kind in QUEUE_KINDS}
+    for kind, seconds in soft.items():
+        if seconds <= 0:
+            raise ConfigError(f"{kind.upper()}_TIME_LIMIT must be positive, not {seconds}.")
+    grace = values['TIME_LIMIT_GRACE']
+    longest_hard = max(soft.values()) + grace
+    visibility = values['VISIBILITY_TIMEOUT']
+    if visibility is None:
+        visibility = longest_hard + 3600
+    elif visibility <= longest_hard:
+        raise ConfigError(
+            f"VISIBILITY_TIMEOUT ({visibility} s) must exceed the longest hard time "
+            f"limit ({longest_hard} s), or a task still running is delivered again.")
+    queues = {kind: read(f'QUEUE_{kind.upper()}', str, kind) for kind in QUEUE_KINDS}
+    if len(set(queues.values())) != len(queues):
+        raise ConfigError(f"Queue names must differ: {queues}.")
+    broker = read('BROKER_URL')
+    backend = read('RESULT_BACKEND')
+    return WorkerSettings(
+        broker_url=broker or None,
+        result_backend=backend or None,
+        queues=queues,
+        soft_limits=soft,
+        grace=grace,
+        visibility_timeout=visibility,
+        unacked_restore_interval=max(1, values['UNACKED_RESTORE_INTERVAL']),
+        retry_max=values['RETRY_MAX'],
+        retry_backoff=values['RETRY_BACKOFF'],
+        retry_backoff_max=values['RETRY_BACKOFF_MAX'],
+        dedup_ttl=max(values['DEDUP_TTL'], 1),
+        dead_letter_max=max(values['DEAD_LETTER_MAX'], 1),
+        result_expires=values['RESULT_EXPIRES'],
+        concurrency=values['WORKER_CONCURRENCY'],
+    )

@@ -1,0 +1,85 @@
+"""
+The base class of every spacer task: the failure policies around the body.
+
+Around ``run(message)``:
+1. dedup: claim the job key (a second run of a pending/running job fails
+   at once with DuplicateJobError, and runs nothing);
+2. on an exception, by its kind (``policies.failures``): bad input fails
+   now; a transient fault is retried with backoff until ``RETRY_MAX``
+   retries are spent; anything else fails now. A failure is raised as
+   ``RemoteError(class name, message)`` so the caller reads both intact;
+3. release the job key unless a retry is coming.
+Dead letters are written by the ``task_failure`` signal
+(``policies.dead_letters``), which also sees failures outside the body.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Retry
+
+from workers.errors import DuplicateJobError, RemoteError
+from workers.keystore import store_for
+from workers.policies import dedup
+from workers.policies.failures import Failure, classify
+from workers.policies.retries import backoff_delay, should_retry
+
+logger = logging.getLogger(__name__)
+
+
+class SpacerTask(Task):
+    abstract = True
+    # Failures are logged here, once, with the right level.
+    throws = (RemoteError,)
+
+    def __call__(self, message: Any, *args: Any, **kwargs: Any) -> Any:
+        task_id = self.request.id
+        store = store_for(self.app) if task_id else None
+        key = dedup.job_key(self.name, message) if store else None
+        if key:
+            running = dedup.claim(store, key, task_id, self.app.spacer_settings.dedup_ttl)
+            if running is not None:
+                exc = DuplicateJobError(key, running)
+                logger.warning("%s", exc)
+                error = RemoteError.from_exception(exc)
+                error.failure = Failure.INPUT
+                raise error
+        retrying = False
+        try:
+            return self.run(message, *args, **kwargs)
+        except Retry:
+            retrying = True
+            raise
+        except Exception as exc:
+            kind = classify(exc)
+            retries = self.request.retries or 0
+            if kind == Failure.TRANSIENT and should_retry(retries, self.app.spacer_settings.retry_max):
+                retrying = True
+                raise self._retry(exc, retries)
+            raise self._failure(exc, kind, retries) from exc
+        finally:
+            if key and not retrying:
+                dedup.release(store, key, task_id)
+
+    def _retry(self, exc: Exception, retries: int) -> Retry:
+        settings = self.app.spacer_settings
+        delay = backoff_delay(retries, settings.retry_backoff, settings.retry_backoff_max)
+        logger.warning("Task %s[%s] hit a transient fault (%s: %s); retry %d of %d in %.1f s.",
+                       self.name, self.request.id, type(exc).__name__, exc,
+                       retries + 1, settings.retry_max, delay)
+        # exc=... keeps the cause in the RETRY state the caller can poll.
+        return self.retry(exc=RemoteError.from_exception(exc), countdown=delay,
+                          max_retries=settings.retry_max, throw=False)
+
+    def _failure(self, exc: Exception, kind: Failure, retries: int) -> RemoteError:
+        if kind == Failure.INPUT:
+            logger.warning("Task %s[%s] rejected its input: %s: %s",
+                           self.name, self.request.id, type(exc).__name__, exc)
+        else:
+            logger.error("Task %s[%s] failed (%s, after %d retries)", self.name,
+                         self.request.id, kind.value, retries, exc_info=exc)
+        error = RemoteError.from_exception(exc)
+        error.failure = kind
+        return error

@@ -1,0 +1,129 @@
+"""
+The Celery tasks: message JSON in, return message JSON out.
+
+Each task is thin: build the message from its JSON, call the library's
+``spacer.tasks`` function, serialize what it returns. Queues, retries,
+dedup and dead letters are the business of ``workers.routing`` and
+``workers.task_base``; warm caches and devices of ``workers.warm``.
+Only workers import this module (it pulls in the library's task code);
+producers send by name (``workers.client``).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import traceback
+from typing import Any, Callable
+
+from spacer import messages
+from spacer import tasks as spacer_tasks
+from spacer.exceptions import MessageError
+from workers import control, policies, warm
+from celery import shared_task
+
+from workers.app import app
+from workers.policies import dead_letters
+from workers.policies.failures import Failure, classify
+from workers.policies.retries import should_retry
+from workers.task_base import SpacerTask
+
+logger = logging.getLogger(__name__)
+
+policies.install()
+warm.install()
+control.install()
+if importlib.util.find_spec('workers.metrics') is not None:
+    _metrics = importlib.import_module('workers.metrics')
+    if hasattr(_metrics, 'install'):
+        _metrics.install()
+
+# Tasks are shared: they bind to whichever app a worker runs (the module's
+# ``app``, or an embedded or test app built by ``make_app``). Default time
+# limits come from the module app's settings; the producer sends each
+# message's own limits with it.
+_settings = app.spacer_settings
+
+
+def _limits(kind: str) -> dict:
+    soft, hard = _settings.limits(kind)
+    return {'soft_time_limit': soft, 'time_limit': hard}
+
+
+def parse(message_class: type, message: Any) -> Any:
+    """The message object of ``message`` (a JSON dict), or MessageError."""
+    if not isinstance(message, dict):
+        raise MessageError(
+            f"{message_class.__name__} must arrive as a JSON object, "
+            f"not {type(message).__name__}.")
+    try:
+        return message_class.deserialize(message)
+    except MessageError:
+        raise
+    except (KeyError, TypeError, ValueError, AssertionError) as e:
+        raise MessageError(f"Malformed {message_class.__name__}: "
+                           f"{type(e).__name__}: {e}") from e
+
+
+@shared_task(name='spacer.extract_features', base=SpacerTask,
+          queue=_settings.queues['extract'], **_limits('extract'))
+def extract_features(message: dict) -> dict:
+    msg = parse(messages.ExtractFeaturesMsg, message)
+    return spacer_tasks.extract_features(msg).serialize()
+
+
+@shared_task(name='spacer.classify_image', base=SpacerTask,
+          queue=_settings.queues['extract'], **_limits('extract'))
+def classify_image(message: dict) -> dict:
+    msg = parse(messages.ClassifyImageMsg, message)
+    return spacer_tasks.classify_image(msg).serialize()
+
+
+@shared_task(name='spacer.train_classifier', base=SpacerTask,
+          queue=_settings.queues['train'], **_limits('train'))
+def train_classifier(message: dict) -> dict:
+    msg = parse(messages.TrainClassifierMsg, message)
+    return spacer_tasks.train_classifier(msg).serialize()
+
+
+@shared_task(name='spacer.classify_features', base=SpacerTask,
+          queue=_settings.queues['classify'], **_limits('classify'))
+def classify_features(message: dict) -> dict:
+    msg = parse(messages.ClassifyFeaturesMsg, message)
+    return spacer_tasks.classify_features(msg).serialize()
+
+
+def _runner(task_name: str) -> Callable[[Any], Any]:
+    return getattr(spacer_tasks, task_name)
+
+
+# A JobMsg's own limits come with it from the producer (per its task
+# name); a bare send_task gets the longest, so no legitimate job is cut.
+@shared_task(name='spacer.process_job', base=SpacerTask, bind=True, **_limits('train'))
+def process_job(self: SpacerTask, message: dict) -> dict:
+    """
+    pyspacer's process_job: every failure inside the job becomes a
+    JobReturnMsg with ok=False and the traceback, except transient faults,
+    which retry the whole job first (its tasks are idempotent).
+    """
+    job = parse(messages.JobMsg, message)
+    run = _runner(job.task_name)
+    results = []
+    for task in job.tasks:
+        try:
+            results.append(run(task))
+        except Exception as exc:
+            kind = classify(exc)
+            if kind == Failure.TRANSIENT and should_retry(self.request.retries or 0,
+                                                          self.app.spacer_settings.retry_max):
+                raise  # SpacerTask retries with backoff
+            logger.error("Job %s [%s] failed: %s: %s", job.task_name, task.job_token,
+                         type(exc).__name__, exc)
+            if kind != Failure.INPUT and self.request.id:
+                dead_letters.record_failure(self, self.request.id, exc, (message,),
+                                            traceback=traceback.format_exc())
+            return messages.JobReturnMsg(
+                original_job=job, ok=False, results=None,
+                error_message=traceback.format_exc()).serialize()
+    return messages.JobReturnMsg(
+        original_job=job, ok=True, results=results, error_message=None).serialize()
