@@ -1,0 +1,1 @@
+"""The Celery layer: app, tasks, routing, producer client, worker policies, CLI."""
