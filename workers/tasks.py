@@ -66,28 +66,28 @@ def parse(message_class: type, message: Any) -> Any:
 
 
 @shared_task(name='spacer.extract_features', base=SpacerTask,
-          queue=_settings.queues['extract'], **_limits('extract'))
+          **_limits('extract'))
 def extract_features(message: dict) -> dict:
     msg = parse(messages.ExtractFeaturesMsg, message)
     return spacer_tasks.extract_features(msg).serialize()
 
 
 @shared_task(name='spacer.classify_image', base=SpacerTask,
-          queue=_settings.queues['extract'], **_limits('extract'))
+          **_limits('extract'))
 def classify_image(message: dict) -> dict:
     msg = parse(messages.ClassifyImageMsg, message)
     return spacer_tasks.classify_image(msg).serialize()
 
 
 @shared_task(name='spacer.train_classifier', base=SpacerTask,
-          queue=_settings.queues['train'], **_limits('train'))
+          **_limits('train'))
 def train_classifier(message: dict) -> dict:
     msg = parse(messages.TrainClassifierMsg, message)
     return spacer_tasks.train_classifier(msg).serialize()
 
 
 @shared_task(name='spacer.classify_features', base=SpacerTask,
-          queue=_settings.queues['classify'], **_limits('classify'))
+          **_limits('classify'))
 def classify_features(message: dict) -> dict:
     msg = parse(messages.ClassifyFeaturesMsg, message)
     return spacer_tasks.classify_features(msg).serialize()

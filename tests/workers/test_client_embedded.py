@@ -1,0 +1,85 @@
+"""The producer client with no broker configured: the embedded in-process worker."""
+from __future__ import annotations
+
+import pytest
+
+from workers.app import make_app
+from workers.client import Client
+from workers.settings import load
+from tests.workers.scenario import Scenario, run_all_five
+
+
+@pytest.fixture(scope='module')
+def client():
+    from spacer import config
+    assert not config.BROKER_URL, "these tests need the embedded default"
+    app = make_app(load())
+    return Client(app)
+
+
+def test_all_five_tasks_through_the_embedded_worker(client, tmp_path):
+    run_all_five(client, Scenario('filesystem', str(tmp_path)))
+
+
+def test_memory_storage_is_shared_with_the_embedded_worker(client):
+    run_all_five(client, Scenario('memory', 'survey', n_images=5))
+
+
+def test_bad_input_is_an_error_result_naming_the_cause(client, tmp_path):
+    scenario = Scenario('filesystem', str(tmp_path))
+    msg = scenario.extract_msg(0)  # its image was never stored
+    outcome = client.wait_result(client.submit('extract_features', msg), 30)
+    assert outcome.state == 'FAILURE'
+    assert outcome.error_type == 'FileNotFoundError'
+    assert scenario.image_loc(0).key in outcome.error_message
+
+    (tmp_path / 'junk.png').write_bytes(b'not a picture at all')
+    msg.image_loc = type(msg.image_loc)('filesystem', str(tmp_path / 'junk.png'))
+    msg.job_token = 'junk'
+    outcome = client.wait_result(client.submit('extract_features', msg), 30)
+    assert outcome.error_type == 'ImageDecodeError'
+    from workers.errors import RemoteError
+    with pytest.raises(RemoteError, match='ImageDecodeError'):
+        outcome.raise_for_error()
+
+
+def test_malformed_message_is_a_message_error(client):
+    outcome = client.wait_result(
+        client.submit('classify_features', {'job_token': 'x', 'feature_loc': 12}), 30)
+    assert outcome.state == 'FAILURE' and outcome.error_type == 'MessageError'
+
+
+def test_process_job_failure_is_a_job_return_message(client, tmp_path):
+    scenario = Scenario('filesystem', str(tmp_path))
+    result = client.wait(client.submit(None, scenario.job_msg()), 30)
+    # pyspacer's contract: a JobReturnMsg with ok False and the traceback.
+    assert result['ok'] is False
+    assert 'FileNotFoundError' in result['error_message']
+
+
+def test_poll_is_non_blocking_and_covers_many_ids(client, tmp_path):
+    scenario = Scenario('filesystem', str(tmp_path), n_images=3)
+    scenario.put_images()
+    ids = [client.submit('extract_features', scenario.extract_msg(i)) for i in range(3)]
+    states = client.poll(ids + ['no-such-task'])
+    assert set(states) == set(ids) | {'no-such-task'}
+    assert states['no-such-task'].state == 'PENDING' and not states['no-such-task'].ready
+    for task_id in ids:
+        client.wait(task_id, 30)
+    assert all(r.ok for r in client.poll(ids).values())
+
+
+def test_a_finished_job_may_run_again(client, tmp_path):
+    scenario = Scenario('filesystem', str(tmp_path), n_images=1)
+    scenario.put_images()
+    msg = scenario.extract_msg(0)
+    first = client.submit('extract_features', msg)
+    client.wait(first, 30)
+    second = client.submit('extract_features', msg)
+    assert second != first
+    client.wait(second, 30)
+
+
+def test_unknown_task_name_is_refused_before_sending(client):
+    with pytest.raises(ValueError, match='Unknown task'):
+        client.submit('extract', {'job_token': 'x'})

@@ -1,0 +1,86 @@
+"""The dead-letter list: what goes in, in what order, and how it comes out."""
+from __future__ import annotations
+
+import fakeredis
+import pytest
+from celery import Celery
+
+from workers.errors import RemoteError
+from workers.keystore import MemoryKeyStore, RedisKeyStore
+from workers.policies import dead_letters
+from workers.policies.failures import Failure
+from workers.settings import load
+
+
+@pytest.fixture(params=['redis', 'memory'])
+def store(request):
+    if request.param == 'redis':
+        return RedisKeyStore(fakeredis.FakeRedis())
+    return MemoryKeyStore()
+
+
+def entry(task_id: str) -> dict:
+    return dead_letters.make_entry(task_id, 'spacer.train_classifier', {'job_token': task_id},
+                                   'ConnectionError', 'S3 unreachable', retries=5)
+
+
+def test_newest_first_and_bounded(store):
+    for i in range(5):
+        dead_letters.push(store, entry(f't{i}'), maxlen=3)
+    kept = dead_letters.entries(store)
+    assert [e['task_id'] for e in kept] == ['t4', 't3', 't2']
+    assert dead_letters.count(store) == 3
+    assert kept[0]['message'] == {'job_token': 't4'}
+    assert kept[0]['error_type'] == 'ConnectionError'
+
+
+def test_take_removes_one_entry(store):
+    for i in range(3):
+        dead_letters.push(store, entry(f't{i}'), maxlen=10)
+    taken = dead_letters.take(store, 't1')
+    assert taken['task_id'] == 't1'
+    assert [e['task_id'] for e in dead_letters.entries(store)] == ['t2', 't0']
+    assert dead_letters.take(store, 'missing') is None
+    dead_letters.clear(store)
+    assert dead_letters.count(store) == 0
+
+
+class FakeTask:
+    """The attributes of a Celery task record_failure reads."""
+
+    def __init__(self, app):
+        self.app = app
+        self.name = 'spacer.extract_features'
+        self.request = type('Request', (), {'retries': 5, 'hostname': 'w1'})()
+
+
+@pytest.fixture
+def app_with_store(monkeypatch):
+    app = Celery('t', broker='memory://', backend='cache+memory://')
+    app.spacer_settings = load()
+    store = MemoryKeyStore()
+    monkeypatch.setattr(dead_letters, 'store_for', lambda _app: store)
+    return app, store
+
+
+def test_input_errors_are_not_kept(app_with_store):
+    app, store = app_with_store
+    error = RemoteError('ImageDecodeError', 'not an image')
+    error.failure = Failure.INPUT
+    assert not dead_letters.record_failure(FakeTask(app), 'id1', error, ({'job_token': 'a'},))
+    assert dead_letters.count(store) == 0
+
+
+def test_exhausted_and_internal_failures_are_kept(app_with_store):
+    app, store = app_with_store
+    error = RemoteError('EndpointConnectionError', 'Could not connect')
+    error.failure = Failure.TRANSIENT
+    assert dead_letters.record_failure(FakeTask(app), 'id1', error, ({'job_token': 'a'},))
+    # A failure from outside the task body (e.g. a hard time limit) carries no kind.
+    from celery.exceptions import TimeLimitExceeded
+    assert dead_letters.record_failure(FakeTask(app), 'id2', TimeLimitExceeded(960),
+                                       ({'job_token': 'b'},))
+    kept = dead_letters.entries(store)
+    assert [(e['task_id'], e['error_type'], e['retries']) for e in kept] == [
+        ('id2', 'TimeLimitExceeded', 5), ('id1', 'EndpointConnectionError', 5)]
+    assert kept[1]['message'] == {'job_token': 'a'}

@@ -1,0 +1,72 @@
+"""Dedup keys on Redis semantics (fakeredis) and in process memory."""
+from __future__ import annotations
+
+import time
+
+import fakeredis
+import pytest
+
+from workers.keystore import MemoryKeyStore, RedisKeyStore
+from workers.policies import dedup
+
+
+@pytest.fixture(params=['redis', 'memory'])
+def store(request):
+    if request.param == 'redis':
+        return RedisKeyStore(fakeredis.FakeRedis())
+    return MemoryKeyStore()
+
+
+def test_job_key_names_task_and_token():
+    assert dedup.job_key('spacer.extract_features', {'job_token': 'img-7'}) \
+        == 'spacer:job:extract_features:img-7'
+    # The same token for another task is another job.
+    assert dedup.job_key('spacer.classify_image', {'job_token': 'img-7'}) \
+        != dedup.job_key('spacer.extract_features', {'job_token': 'img-7'})
+
+
+def test_job_key_of_jobmsg_covers_every_task_token():
+    job = {'task_name': 'extract_features', 'tasks': [{'job_token': 'a'}, {'job_token': 'b'}]}
+    other = {'task_name': 'extract_features', 'tasks': [{'job_token': 'a'}]}
+    assert dedup.job_key('spacer.process_job', job) != dedup.job_key('spacer.process_job', other)
+    long_job = {'task_name': 'extract_features',
+                'tasks': [{'job_token': f'token-{i}'} for i in range(100)]}
+    assert len(dedup.job_key('spacer.process_job', long_job)) < 120
+
+
+@pytest.mark.parametrize('message', [None, [], {}, {'job_token': ''},
+                                     {'task_name': 'x', 'tasks': [{'job_token': None}]}])
+def test_no_token_no_dedup(message):
+    assert dedup.job_key('spacer.extract_features', message) is None
+
+
+def test_second_claim_sees_the_first_holder(store):
+    assert dedup.claim(store, 'k', 'task-1', ttl=60) is None
+    assert dedup.claim(store, 'k', 'task-2', ttl=60) == 'task-1'
+    assert dedup.holder(store, 'k') == 'task-1'
+
+
+def test_same_task_reclaims_its_key(store):
+    # A redelivered message (same task id) must run.
+    assert dedup.claim(store, 'k', 'task-1', ttl=60) is None
+    assert dedup.claim(store, 'k', 'task-1', ttl=60) is None
+
+
+def test_release_only_by_the_holder(store):
+    dedup.claim(store, 'k', 'task-1', ttl=60)
+    assert not dedup.release(store, 'k', 'task-2')
+    assert dedup.holder(store, 'k') == 'task-1'
+    assert dedup.release(store, 'k', 'task-1')
+    assert dedup.holder(store, 'k') is None
+    assert dedup.claim(store, 'k', 'task-2', ttl=60) is None
+
+
+def test_key_expires_after_its_ttl():
+    client = fakeredis.FakeRedis()
+    store = RedisKeyStore(client)
+    dedup.claim(store, 'k', 'task-1', ttl=100)
+    assert 0 < client.ttl('k') <= 100
+    mem = MemoryKeyStore()
+    dedup.claim(mem, 'k', 'task-1', ttl=1)
+    time.sleep(1.05)
+    assert dedup.claim(mem, 'k', 'task-2', ttl=1) is None

@@ -1,0 +1,87 @@
+"""Sorting exceptions into input errors, transient faults and the rest."""
+from __future__ import annotations
+
+import socket
+from urllib.error import HTTPError, URLError
+
+import pytest
+
+from spacer.exceptions import (DataLimitError, HashMismatchError, ImageDecodeError,
+                               MessageError, RowColumnInvalidError, URLDownloadError)
+from workers.policies.failures import Failure, classify
+from workers.policies.retries import backoff_delay, should_retry
+
+
+def url_error(cause):
+    return URLDownloadError("Failed to download from the URL 'http://x/y.jpg'.", cause)
+
+
+@pytest.mark.parametrize('exc', [
+    ImageDecodeError('not an image'), DataLimitError('too big'), HashMismatchError('sha'),
+    RowColumnInvalidError('out of range'), MessageError('missing key'),
+    FileNotFoundError('no such file'), KeyError('no key'), ValueError('bad'),
+    TypeError('bad'), AssertionError('rowcols empty'), PermissionError('denied'),
+    url_error(HTTPError('http://x', 404, 'Not Found', {}, None)),
+    url_error(ValueError('unknown url type')),
+])
+def test_input_errors(exc):
+    assert classify(exc) == Failure.INPUT
+
+
+def _botocore_errors():
+    import botocore.exceptions as bex
+    return [bex.EndpointConnectionError(endpoint_url='http://s3'),
+            bex.ConnectTimeoutError(endpoint_url='http://s3'),
+            bex.ReadTimeoutError(endpoint_url='http://s3'),
+            bex.ConnectionClosedError(endpoint_url='http://s3')]
+
+
+def _broker_errors():
+    import kombu.exceptions
+    import redis.exceptions
+    return [redis.exceptions.ConnectionError('Connection refused'),
+            redis.exceptions.TimeoutError('Timeout reading'),
+            kombu.exceptions.OperationalError('broker gone')]
+
+
+@pytest.mark.parametrize('exc', [
+    ConnectionResetError('reset'), TimeoutError('timed out'), socket.timeout('timed out'),
+    url_error(TimeoutError('The read operation timed out')),
+    url_error(URLError(socket.timeout('timed out'))),
+    url_error(URLError(ConnectionRefusedError('refused'))),
+    url_error(HTTPError('http://x', 503, 'Service Unavailable', {}, None)),
+    *_botocore_errors(), *_broker_errors(),
+])
+def test_transient_faults(exc):
+    assert classify(exc) == Failure.TRANSIENT
+
+
+def test_s3_client_errors_by_code():
+    from botocore.exceptions import ClientError
+    slow = ClientError({'Error': {'Code': 'SlowDown'},
+                        'ResponseMetadata': {'HTTPStatusCode': 503}}, 'GetObject')
+    denied = ClientError({'Error': {'Code': 'AccessDenied'},
+                          'ResponseMetadata': {'HTTPStatusCode': 403}}, 'GetObject')
+    assert classify(slow) == Failure.TRANSIENT
+    assert classify(denied) == Failure.INPUT
+
+
+@pytest.mark.parametrize('exc', [RuntimeError('CUDA error'), MemoryError(), ZeroDivisionError()])
+def test_other_errors_are_internal(exc):
+    assert classify(exc) == Failure.INTERNAL
+
+
+def test_backoff_grows_and_is_capped():
+    delays = [backoff_delay(n, base=2, cap=30, jitter=False) for n in range(7)]
+    assert delays == [2, 4, 8, 16, 30, 30, 30]
+    for n in range(7):
+        jittered = backoff_delay(n, base=2, cap=30)
+        assert delays[n] / 2 <= jittered <= delays[n]
+    with pytest.raises(ValueError, match='retries'):
+        backoff_delay(-1, 2, 30)
+
+
+def test_retry_budget():
+    assert should_retry(0, 3) and should_retry(2, 3)
+    assert not should_retry(3, 3)
+    assert not should_retry(0, 0)

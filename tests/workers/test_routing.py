@@ -1,0 +1,115 @@
+"""Task names, queue kinds, queue declarations, and the Celery settings built from them."""
+from __future__ import annotations
+
+import pytest
+
+from spacer.exceptions import ConfigError, MessageError
+from workers import routing
+from workers.app import celery_config, make_app
+from workers.settings import load
+
+
+@pytest.fixture
+def settings(monkeypatch):
+    for name in ('BROKER_URL', 'RESULT_BACKEND'):
+        monkeypatch.delenv('SPACER_' + name, raising=False)
+    return load()
+
+
+@pytest.mark.parametrize('task, kind', [
+    ('extract_features', 'extract'), ('spacer.classify_image', 'extract'),
+    ('train_classifier', 'train'), ('classify_features', 'classify'),
+])
+def test_kind_of_each_task(task, kind):
+    assert routing.kind_for(task) == kind
+
+
+def test_process_job_goes_where_its_task_goes():
+    assert routing.kind_for('process_job', {'task_name': 'train_classifier', 'tasks': []}) \
+        == 'train'
+    assert routing.kind_for('process_job', {'task_name': 'classify_image', 'tasks': []}) \
+        == 'extract'
+    with pytest.raises(MessageError, match='task_name'):
+        routing.kind_for('process_job', {'task_name': 'nap', 'tasks': []})
+    with pytest.raises(MessageError):
+        routing.kind_for('process_job', {'tasks': []})
+
+
+def test_unknown_task_name():
+    with pytest.raises(ValueError, match="Unknown task 'extract'"):
+        routing.full_name('extract')
+
+
+def test_task_name_from_message_shape():
+    loc = {'storage_type': 'memory', 'key': 'k'}
+    assert routing.task_name_for({'task_name': 'extract_features', 'tasks': []}) \
+        == 'spacer.process_job'
+    assert routing.task_name_for({'extractor': {}, 'image_loc': loc, 'feature_loc': loc,
+                                  'rowcols': [], 'job_token': 't'}) \
+        == 'spacer.extract_features'
+    assert routing.task_name_for({'extractor': {}, 'image_loc': loc, 'classifier_loc': loc,
+                                  'rowcols': [], 'job_token': 't'}) == 'spacer.classify_image'
+    assert routing.task_name_for({'feature_loc': loc, 'classifier_loc': loc,
+                                  'job_token': 't'}) == 'spacer.classify_features'
+    assert routing.task_name_for({'labels': {}, 'model_loc': loc, 'job_token': 't'}) \
+        == 'spacer.train_classifier'
+    with pytest.raises(MessageError, match='match no spacer message'):
+        routing.task_name_for({'hello': 1})
+
+
+def test_each_queue_has_its_own_exchange(settings):
+    queues = routing.declare_queues(settings)
+    assert [(q.name, q.exchange.name, q.routing_key) for q in queues] == [
+        ('extract', 'extract', 'extract'), ('train', 'train', 'train'),
+        ('classify', 'classify', 'classify')]
+
+
+def test_router_routes_raw_send_task(settings):
+    router = routing.Router(settings)
+    assert router('spacer.train_classifier', [{}], {}, {})['queue'] == 'train'
+    assert router('spacer.process_job', [{'task_name': 'classify_features', 'tasks': []}],
+                  {}, {})['queue'] == 'classify'
+    assert router('celery.ping', [], {}, {}) is None
+
+
+def test_delivery_guarantees_and_json_only(settings, monkeypatch):
+    monkeypatch.setattr('spacer.config.BROKER_URL', 'redis://127.0.0.1:6379/5')
+    conf = celery_config(load())
+    assert conf['accept_content'] == ['json'] and conf['task_serializer'] == 'json'
+    assert conf['result_accept_content'] == ['json']
+    assert conf['task_acks_late'] and conf['task_reject_on_worker_lost']
+    assert conf['worker_prefetch_multiplier'] == 1
+    assert conf['result_backend'] == 'redis://127.0.0.1:6379/5'
+    # The visibility timeout outlasts the longest hard limit (train's).
+    longest_hard = load().hard_limit('train')
+    assert conf['broker_transport_options']['visibility_timeout'] > longest_hard
+
+
+def test_embedded_when_no_broker(settings):
+    assert settings.embedded
+    app = make_app(settings)
+    assert app.conf.broker_url == 'memory://'
+    assert app.conf.result_backend == 'cache+memory://'
+    assert app.conf.broker_transport_options['polling_interval'] < 0.1
+
+
+def test_time_limits_per_queue(monkeypatch):
+    monkeypatch.setenv('SPACER_CLASSIFY_TIME_LIMIT', '30')
+    monkeypatch.setenv('SPACER_TIME_LIMIT_GRACE', '5')
+    settings = load()
+    assert settings.limits('classify') == (30, 35)
+    assert settings.limits('train') == (10800, 10805)
+    assert settings.visibility_timeout == 10805 + 3600
+
+
+def test_visibility_timeout_shorter_than_a_hard_limit_is_refused(monkeypatch):
+    monkeypatch.setenv('SPACER_VISIBILITY_TIMEOUT', '600')
+    with pytest.raises(ConfigError, match='VISIBILITY_TIMEOUT'):
+        load()
+
+
+def test_queue_names_must_differ(monkeypatch):
+    from spacer import config
+    monkeypatch.setattr(config, 'QUEUE_TRAIN', 'classify')
+    with pytest.raises(ConfigError, match='must differ'):
+        load()
