@@ -66,6 +66,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting('QUEUE_TRAIN', str, 'train', 'queue of train_classifier'),
     Setting('QUEUE_CLASSIFY', str, 'classify', 'queue of classify_features'),
     Setting('DEVICE', str, 'auto', "torch device for extraction: auto, cpu, cuda, cuda:N"),
+    Setting('METRICS_PORT', int, 0,
+            'port of the per-worker Prometheus endpoint; 0 = off'),
     Setting('EXTRACT_BATCH_SIZE', int, 0, 'patches per forward pass; 0 = chosen per device'),
     Setting('URL_TIMEOUT', int, 20, 'seconds before a URL download gives up'),
     Setting('URL_MAX_BYTES', int, 512 * 1024 * 1024, 'largest body a URL download accepts'),
