@@ -1,0 +1,47 @@
+"""
+An extractor and a trainer that take a known time, so a test can kill a
+worker while one is running. Workers allow them through the operator's
+``SPACER_EXTRA_CLASS_PATHS`` setting, as any site-specific class.
+"""
+from __future__ import annotations
+
+import time
+
+from spacer.extractors.dummy import DummyExtractor
+from spacer.train_classifier import MiniBatchTrainer
+
+SLOW_EXTRACTOR = 'tests.workers.slow_classes.SlowExtractor'
+SLOW_TRAINER = 'tests.workers.slow_classes.SlowTrainer'
+CLASS_PATHS = f'{SLOW_EXTRACTOR},{SLOW_TRAINER}'
+
+
+class SlowExtractor(DummyExtractor):
+    """DummyExtractor features after ``delay`` seconds of 'inference'."""
+
+    def __init__(self, data_locations=None, feature_dim: int = 16, delay: float = 0.0,
+                 **kwargs):
+        super().__init__(data_locations, feature_dim=feature_dim, **kwargs)
+        self.delay = float(delay)
+
+    @classmethod
+    def class_path(cls) -> str:
+        return SLOW_EXTRACTOR
+
+    def __call__(self, im, rowcols):
+        time.sleep(self.delay)
+        return super().__call__(im, rowcols)
+
+    def serialize(self) -> dict:
+        return dict(super().serialize(), delay=self.delay)
+
+
+class SlowTrainer(MiniBatchTrainer):
+    """MiniBatchTrainer that first spends ``delay`` seconds."""
+
+    def __init__(self, delay: float = 0.0, batch_size: int = 5000):
+        super().__init__(batch_size=batch_size)
+        self.delay = float(delay)
+
+    def __call__(self, *args, **kwargs):
+        time.sleep(self.delay)
+        return super().__call__(*args, **kwargs)
