@@ -72,14 +72,17 @@ def default_weights_dir() -> Path:
     return Path(base) / 'spacer'
 
 
-def default() -> ExtractorChoice:
-    """The weights-free default extractor (made once, then reused)."""
-    from spacer.extractors import default_weights
-    path = default_weights.ensure_default_weights(default_weights_dir())
-    choice = from_weights(path)
+def default(folder: Path | str | None = None, seed: int = 0
+            ) -> ExtractorChoice:
+    """The weights-free default extractor, its weights file made once in
+    `folder` (default: `default_weights_dir()`) and reused after."""
+    from spacer.extractors.default_weights import default_extractor
+    extractor = default_extractor(
+        Path(folder) if folder else default_weights_dir(), seed=seed)
+    path = extractor.data_locations['weights'].key
     note = (f"No weights given: using the built-in default extractor, a "
-            f"randomly initialized EfficientNet-B0 (fixed seed "
-            f"{default_weights.SEED}, BatchNorm statistics recalibrated on "
-            f"synthetic texture patches) saved to {path}. It is NOT trained "
-            f"on reef photos; pass --weights for real features.")
-    return ExtractorChoice(choice.extractor, note)
+            f"randomly initialized EfficientNet-B0 (fixed seed {seed}, "
+            f"BatchNorm statistics recalibrated on synthetic texture patches) "
+            f"saved to {path}. It is NOT trained on reef photos: expect "
+            f"much lower accuracy than with real weights (--weights).")
+    return ExtractorChoice(extractor, note)

@@ -131,8 +131,14 @@ def _group(images_dir: Path, annotations: list[PointRow],
     return images
 
 
+def _short_hash(value) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]
+
+
 def _extract(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
-             dispatcher: Dispatcher) -> tuple[int, int, dict[str, str]]:
+             dispatcher: Dispatcher, run_key: str
+             ) -> tuple[int, int, dict[str, str]]:
     """Extract what is missing. Returns (extracted, reused, failures)."""
     todo = [image for image in images.values()
             if not store.has_points(image.name, image.rowcols)]
@@ -140,12 +146,18 @@ def _extract(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
     if reused:
         spec.say(f"Reusing features of {reused} images from an earlier run "
                  f"({store.folder}).")
+    # Job tokens name the output folder, image and points: the queue runs
+    # one task per token at a time, and a task left in flight by a killed
+    # run is waited for instead of being run twice.
     messages = [ExtractFeaturesMsg(
-        job_token=image.name, extractor=spec.extractor,
+        job_token=f"{run_key}:extract:{image.name}:{_short_hash(image.rowcols)}",
+        extractor=spec.extractor,
         rowcols=image.rowcols,
         image_loc=DataLocation('filesystem', str(image.path.resolve())),
         feature_loc=store.location(image.name)) for image in todo]
     failures: dict[str, str] = {}
+    if not todo:
+        return 0, reused, failures
     with bar(len(images), 'Extracting features', 'image', spec.show_progress,
              initial=reused) as progress:
         for image, outcome in zip(
@@ -157,12 +169,15 @@ def _extract(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
 
 
 def _fingerprint(message: TrainClassifierMsg) -> str:
-    text = json.dumps(message.serialize(), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode('utf-8')).hexdigest()
+    """What determines the classifier: everything but the job token."""
+    content = {k: v for k, v in message.serialize().items() if k != 'job_token'}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str)
+                          .encode('utf-8')).hexdigest()
 
 
 def _train(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
-           dispatcher: Dispatcher, paths: dict[str, Path]) -> tuple[bool, dict]:
+           dispatcher: Dispatcher, paths: dict[str, Path], run_key: str
+           ) -> tuple[bool, dict]:
     """Train unless the same training already finished. Returns (trained,
     what training reported)."""
     labels = ImageLabels({
@@ -182,6 +197,7 @@ def _train(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
         valresult_loc=DataLocation('filesystem', str(paths['valresult'])),
         feature_cache_dir=TrainClassifierMsg.FeatureCache.DISABLED)
     fingerprint = _fingerprint(message)
+    message.job_token = f"{run_key}:train:{fingerprint[:12]}"
     record_path = paths['training']
     if (record_path.is_file() and paths['classifier'].is_file()
             and paths['valresult'].is_file()):
@@ -213,10 +229,12 @@ def _train(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
 
 
 def _classify(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
-              dispatcher: Dispatcher, classifier: Path) -> list[Prediction]:
+              dispatcher: Dispatcher, classifier: Path, run_key: str,
+              classifier_id: str) -> list[Prediction]:
     wanted = [image for image in images.values() if image.to_classify]
     messages = [ClassifyFeaturesMsg(
-        job_token=image.name, feature_loc=store.location(image.name),
+        job_token=f"{run_key}:classify:{classifier_id[:12]}:{image.name}",
+        feature_loc=store.location(image.name),
         classifier_loc=DataLocation('filesystem', str(classifier)))
         for image in wanted]
     by_point: dict[tuple[Path, int, int], Prediction] = {}
@@ -264,8 +282,10 @@ def run_job(spec: JobSpec, dispatcher: Dispatcher | None = None) -> JobOutcome:
         spec.say(spec.extractor_note)
     store = FeatureStore(output, spec.extractor)
     dispatcher = dispatcher or QueueDispatcher()
+    run_key = 'spacer-run:' + _short_hash([str(output), store.identity])
 
-    extracted, reused, failures = _extract(spec, images, store, dispatcher)
+    extracted, reused, failures = _extract(spec, images, store, dispatcher,
+                                           run_key)
     if failures:
         listing = '\n'.join(f"  {name}: {error}"
                             for name, error in list(failures.items())[:20])
@@ -279,11 +299,12 @@ def run_job(spec: JobSpec, dispatcher: Dispatcher | None = None) -> JobOutcome:
                  f"failed:\n{listing}")
         images = {n: i for n, i in images.items() if n not in failures}
 
-    trained, record = _train(spec, images, store, dispatcher, paths)
+    trained, record = _train(spec, images, store, dispatcher, paths, run_key)
     valresults = ValResults.load(DataLocation('filesystem',
                                               str(paths['valresult'])))
     predictions = _classify(spec, images, store, dispatcher,
-                            paths['classifier'])
+                            paths['classifier'], run_key,
+                            record['message_sha256'])
     write_csv(paths['predictions'], predictions)
 
     accuracy = metrics.overall_accuracy(valresults)
