@@ -29,8 +29,7 @@ RETRIES = dict(RETRY_MAX=2, RETRY_BACKOFF=1, RETRY_BACKOFF_MAX=1)
 def redis_url():
     import redis
     db = claim_empty_redis_db()
-    url = f'redis://127.0.0.1:6379/{db}'
-    redis.Redis.from_url(url).flushdb()
+    url = f'redis://127.0.0.1:6379/{db}'  # empty, and marked as ours
     yield url
     redis.Redis.from_url(url).flushdb()
 

@@ -1,0 +1,143 @@
+"""
+What a fleet survives, on a Redis server of our own (persisting every write):
+a worker killed with SIGKILL in the middle of an extraction and of a
+training (another worker completes each, and the artifacts are whole), and
+Redis restarting while workers idle and while tasks wait in the queues.
+
+Time limits and the visibility timeout are shortened (hard limits 9 s,
+visibility 10 s, restore scans every second) so a dead worker's message
+comes back within seconds instead of hours; the slow tasks take 4 s, well
+inside both.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from spacer.data_classes import DataLocation
+from tests.workers.scenario import Scenario
+from tests.workers.services import RedisServer, client_for, wait_until, worker_env, workers
+from tests.workers.slow_classes import CLASS_PATHS, SlowExtractor, SlowTrainer
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SHORT_LIMITS = dict(EXTRACT_TIME_LIMIT=8, TRAIN_TIME_LIMIT=8, CLASSIFY_TIME_LIMIT=8,
+                    TIME_LIMIT_GRACE=1, VISIBILITY_TIMEOUT=10, UNACKED_RESTORE_INTERVAL=1)
+SLOW = 4.0
+
+
+@pytest.fixture(scope='module')
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp('redis-data'))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope='module')
+def fleet(redis_server, tmp_path_factory):
+    """Two extract workers and two train workers."""
+    env = worker_env(redis_server.url(), EXTRA_CLASS_PATHS=CLASS_PATHS, **SHORT_LIMITS)
+    logs = tmp_path_factory.mktemp('worker-logs')
+    with workers(('extract-a', 'extract', env, logs), ('extract-b', 'extract', env, logs),
+                 ('train-a', 'train,classify', env, logs, '-c', '1'),
+                 ('train-b', 'train,classify', env, logs, '-c', '1')) as started:
+        yield {w.name.split('@')[0]: w for w in started}
+
+
+@pytest.fixture(scope='module')
+def client(fleet, redis_server):
+    return client_for(redis_server.url())
+
+
+def running_on(client, task_id: str, timeout: float = 20) -> str:
+    """The hostname of the worker that has started the task."""
+    def started():
+        meta = client.app.backend.get_task_meta(task_id)
+        if meta['status'] == 'STARTED':
+            return meta['result']['hostname']
+        return None
+    return wait_until(started, timeout, f'task {task_id} to start')
+
+
+def test_killed_workers_tasks_are_completed_by_others(client, fleet, tmp_path):
+    from spacer.storage import load_classifier
+    scenario = Scenario('filesystem', str(tmp_path))
+    scenario.put_images()
+    for i in range(scenario.n_images):
+        client.wait(client.submit('extract_features', scenario.extract_msg(i)), 30)
+    fast_features = scenario.check_features(0).feat.copy()
+
+    scenario.extractor = SlowExtractor(feature_dim=16, delay=SLOW)
+    slow_extract = scenario.extract_msg(0)
+    slow_extract.feature_loc = DataLocation('filesystem', str(tmp_path / 'slow.featurevector'))
+    train = scenario.train_msg()
+    train.trainer = SlowTrainer(delay=SLOW)
+    extract_id = client.submit('extract_features', slow_extract)
+    train_id = client.submit('train_classifier', train)
+
+    victims = {running_on(client, extract_id), running_on(client, train_id)}
+    time.sleep(1.0)  # well inside the 4 s of work
+    assert client.result(extract_id).state == 'STARTED'
+    for name in victims:
+        fleet[name.split('@')[0]].kill()
+
+    assert 'runtime' in client.wait(extract_id, 60)
+    assert 0 <= client.wait(train_id, 60)['acc'] <= 1
+    # Each was run again, to the end, by a worker still alive.
+    for task_id in (extract_id, train_id):
+        finishers = [w for w in fleet.values()
+                     if w.name not in victims and f'[{task_id}] succeeded' in w.log_text()]
+        assert len(finishers) == 1, task_id
+    from spacer.data_classes import ImageFeatures
+    features = ImageFeatures.load(slow_extract.feature_loc)
+    assert features.feat.shape == fast_features.shape
+    # Nothing half-written is left beside the artifacts.
+    expected = ({f'{scenario.token}-img{i}.png' for i in range(scenario.n_images)}
+                | {f'{scenario.token}-img{i}.featurevector' for i in range(scenario.n_images)}
+                | {'slow.featurevector', f'{scenario.token}-model.pkl',
+                   f'{scenario.token}-valresult.json'})
+    assert {p.name for p in tmp_path.iterdir()} == expected
+    from spacer.data_classes import ValResults
+    assert ValResults.load(scenario.valresult_loc).gt
+    clf = load_classifier(scenario.model_loc)
+    assert sorted(clf.classes_.tolist()) == [1, 2, 3]
+
+
+def _classify_jobs(client, scenario: Scenario, count: int) -> list[str]:
+    ids = []
+    for n in range(count):
+        msg = scenario.classify_features_msg(n % scenario.n_images)
+        msg.job_token += f'-{n}-{time.monotonic_ns()}'
+        ids.append(client.submit('classify_features', msg))
+    return ids
+
+
+def test_redis_restarts_while_idle_and_while_tasks_wait(client, fleet, redis_server, tmp_path):
+    scenario = Scenario('filesystem', str(tmp_path), n_images=4)
+    scenario.put_images()
+    for i in range(scenario.n_images):
+        client.wait(client.submit('extract_features', scenario.extract_msg(i)), 30)
+    client.wait(client.submit('train_classifier', scenario.train_msg()), 60)
+
+    # 1. Restart while the workers idle: they reconnect and serve.
+    redis_server.restart()
+    for task_id in _classify_jobs(client, scenario, 5):
+        assert len(client.wait(task_id, 60)['scores']) == scenario.points
+
+    # 2. Restart while tasks wait in the queue (the workers are paused so
+    #    nothing is taken): every queued task completes afterwards.
+    alive = [w for w in fleet.values() if w.proc.poll() is None]
+    for worker in alive:
+        worker.pause()
+    try:
+        queued = _classify_jobs(client, scenario, 20)
+        from workers.queues import queue_depths
+        assert queue_depths(client.app)['classify'] >= 19  # one may sit prefetched
+        redis_server.restart()
+    finally:
+        for worker in alive:
+            worker.resume()
+    results = [client.wait(task_id, 90) for task_id in queued]
+    assert all(len(r['scores']) == scenario.points for r in results)
