@@ -16,7 +16,8 @@ A subclass implements three things:
   patch i. Called once per batch of at most ``self.batch_size(device)``.
 
 Optionally override ``CPU_BATCH_SIZE`` / ``GPU_BATCH_SIZE`` (config
-EXTRACT_BATCH_SIZE > 0 overrides both).
+EXTRACT_BATCH_SIZE > 0 overrides both), and ``model_variant(device)`` when
+something besides the files and device changes the built model.
 
 Importing this module must not import torch: torch is only imported on
 the way to computing features (device resolution, ``build_model``).
@@ -26,7 +27,7 @@ from __future__ import annotations
 import abc
 import time
 from io import BytesIO
-from typing import Any, Sequence
+from typing import Any, Hashable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -79,6 +80,12 @@ class FeatureExtractor(abc.ABC):
         """(N, feature_dim) features of an (N, S, S, 3) uint8 RGB batch."""
         raise NotImplementedError
 
+    def model_variant(self, device: str) -> Hashable:
+        """Anything besides the data files and device that changes what
+        build_model returns (e.g. the engine setting); part of the warm
+        cache key."""
+        return None
+
     # ---- extraction ----------------------------------------------------
 
     def __call__(self, im: Image.Image, rowcols: Sequence[Sequence[int]]) \
@@ -113,7 +120,7 @@ class FeatureExtractor(abc.ABC):
         device = warm.resolve_device()
         identity, remote_loaded = self.data_identity()
         key = (type(self).__module__, type(self).__qualname__, device,
-               identity)
+               self.model_variant(device), identity)
         model = warm.get_or_build(key, lambda: self.build_model(device))
         return model, device, remote_loaded
 
@@ -139,10 +146,14 @@ class FeatureExtractor(abc.ABC):
                      rowcols: Sequence[Sequence[int]]) \
             -> tuple[np.ndarray, bool]:
         model, device, remote_loaded = self.warm_model()
-        batches = cropper.batches(rowcols, self.batch_size(device))
+        # Each distinct point is computed once: duplicates get identical
+        # vectors (bit for bit) and cost nothing.
+        points = np.asarray(rowcols, dtype=np.int64).reshape(-1, 2)
+        unique, inverse = np.unique(points, axis=0, return_inverse=True)
+        batches = cropper.batches(unique, self.batch_size(device))
         with config.log_entry_and_exit('forward pass through net'):
             feats = self._run_batches(model, device, batches)
-        return feats, remote_loaded
+        return feats[inverse.reshape(-1)], remote_loaded
 
     def _run_batches(self, model, device, batches) -> np.ndarray:
         outputs = [np.asarray(self.compute_features(model, batch))

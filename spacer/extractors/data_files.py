@@ -15,7 +15,13 @@ from io import BytesIO
 from pathlib import Path
 
 from spacer.data_classes import DataLocation
-from spacer.exceptions import HashMismatchError
+from spacer.exceptions import HashMismatchError, SpacerError
+
+
+class WeightsFormatError(SpacerError, ValueError):
+    """A data file that is not what the extractor needs (not a torch
+    checkpoint, wrong keys or shapes, unparsable network definition)."""
+
 
 _digest_memo: dict[tuple, str] = {}
 
@@ -55,11 +61,12 @@ def verified_digest(key: str, loc: DataLocation,
     deleted so that the next call downloads it again.
     """
     if loc.is_remote:
-        from spacer.storage.cache import cached_path
+        from spacer.storage.cache import cached_path, evict
         path, downloaded = cached_path(loc)
         digest = file_sha256(path)
         if expected and digest != expected:
-            Path(path).unlink(missing_ok=True)
+            # Next time the file is downloaded afresh, not trusted.
+            evict(loc)
             raise _mismatch(key)
         return digest, downloaded
 

@@ -12,10 +12,6 @@ import threading
 from collections import OrderedDict
 from typing import Any, Callable, Hashable
 
-# A few distinct extractors may alternate (e.g. during a migration); more
-# than this and the oldest is dropped to bound memory.
-MAX_WARM_MODELS = 3
-
 _lock = threading.RLock()
 _models: OrderedDict[Hashable, Any] = OrderedDict()
 
@@ -28,7 +24,10 @@ def get_or_build(key: Hashable, build: Callable[[], Any]) -> Any:
             return _models[key]
         model = build()
         _models[key] = model
-        while len(_models) > MAX_WARM_MODELS:
+        # Distinct extractors may alternate (e.g. during a migration);
+        # beyond EXTRACTOR_CACHE_SIZE the least recently used is dropped.
+        from spacer import config
+        while len(_models) > max(1, int(config.get('EXTRACTOR_CACHE_SIZE'))):
             _models.popitem(last=False)
         return model
 
