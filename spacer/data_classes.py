@@ -160,8 +160,7 @@ class ImageLabels(DataClass):
             # pyspacer 0.6 keyed labels by plain feature paths; the storage
             # type came from TrainClassifierMsg's features_loc.
             from spacer.legacy import warn_once
-            warn_once('ImageLabels keyed by plain strings',
-                      'DataLocation keys', stacklevel=5)
+            warn_once('ImageLabels keyed by plain strings', 'DataLocation keys')
             feature_loc = DataLocation('filesystem', feature_loc)
             self.plain_keys = True
         if not isinstance(feature_loc, DataLocation):
@@ -206,8 +205,19 @@ class ImageLabels(DataClass):
         (filesystem when not given)."""
         if not isinstance(data, dict):
             raise MessageError(f"ImageLabels: expected a JSON object, got {type(data).__name__}.")
-        if set(data) == {'data'} and isinstance(data['data'], dict):
+        from spacer.legacy import warn_once
+        wrapped = set(data) == {'data'} and isinstance(data['data'], dict)
+        if wrapped:
             data = data['data']
+        # Inside a message, the message warns (its features_loc gives the storage).
+        if features_loc is None and wrapped:
+            warn_once('ImageLabels JSON {"data": {...}}', 'the current JSON'
+                      ' (ImageLabels.serialize())', origin='pyspacer 0.6 JSON')
+        elif features_loc is None and any(
+                not (isinstance(key, str) and key.startswith('{')) for key in data):
+            warn_once('ImageLabels JSON keyed by plain feature paths', 'the current JSON'
+                      ' (keys are serialized DataLocations; ImageLabels.serialize())',
+                      origin='pyspacer 0.7-0.12 JSON')
         instance = cls()
         for key, annotations in data.items():
             if not isinstance(annotations, list):

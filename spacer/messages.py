@@ -33,7 +33,14 @@ def _location(data: dict, key: str, owner: str) -> _DataLocation:
 
 def _extractor(data: dict, owner: str):
     from spacer.extractors import FeatureExtractor
-    return FeatureExtractor.deserialize(require(data, 'extractor', owner))
+    serialized = require(data, 'extractor', owner)
+    class_path = serialized.get('class_path') if isinstance(serialized, dict) else None
+    if isinstance(class_path, str) and class_path.startswith('spacer.extract_features.'):
+        from spacer.legacy import warn_once
+        warn_once("Extractor class_path 'spacer.extract_features.*' in stored messages",
+                  "the spacer.extractors path that serialize() now writes",
+                  origin='pyspacer 0.6-0.10 JSON')
+    return FeatureExtractor.deserialize(serialized)
 
 
 class ExtractFeaturesMsg(DataClass):
@@ -158,26 +165,34 @@ class TrainClassifierMsg(DataClass):
                  previous_model_locs: list[_DataLocation] | None = None,
                  model_loc: _DataLocation | None = None,
                  valresult_loc: _DataLocation | None = None,
-                 feature_cache_dir: str | Path = FeatureCache.AUTO, *,
+                 feature_cache_dir: str | Path = FeatureCache.AUTO, *legacy_args,
                  trainer_name: str | None = None, train_labels: ImageLabels | None = None,
                  val_labels: ImageLabels | None = None,
                  features_loc: _DataLocation | None = None):
+        from spacer.legacy import warn_once
         if isinstance(labels, ImageLabels):
             # pyspacer 0.6 positional order: (job_token, trainer_name, nbr_epochs,
             # clf_type, train_labels, val_labels, features_loc, previous_model_locs,
             # model_loc, valresult_loc).
+            if len(legacy_args) != 1:
+                raise MessageError(
+                    "TrainClassifierMsg: the pyspacer 0.6 positional form takes ten"
+                    " arguments (job_token, trainer_name, nbr_epochs, clf_type,"
+                    " train_labels, val_labels, features_loc, previous_model_locs,"
+                    " model_loc, valresult_loc).")
             train_labels, val_labels, features_loc, previous_model_locs, model_loc, \
                 valresult_loc = (labels, previous_model_locs, model_loc, valresult_loc,
-                                 feature_cache_dir, None)
+                                 feature_cache_dir, legacy_args[0])
             labels, feature_cache_dir = None, self.FeatureCache.AUTO
-            if isinstance(valresult_loc, type(None)):
-                raise MessageError("TrainClassifierMsg: the 0.6 positional form needs all"
-                                   " ten arguments; pass them by keyword.")
+        elif legacy_args:
+            raise TypeError(f"TrainClassifierMsg takes at most 10 positional arguments"
+                            f" ({10 + len(legacy_args)} given).")
         if trainer_name is not None:
-            from spacer.legacy import warn_once
             warn_once("TrainClassifierMsg(trainer_name=...)", "trainer=...")
             trainer = trainer if trainer is not None else trainer_name
         if train_labels is not None or val_labels is not None:
+            warn_once("TrainClassifierMsg(train_labels=..., val_labels=..., features_loc=...)",
+                      "labels=TrainingTaskLabels(train, ref, val) or preprocess_labels()")
             labels = _legacy_labels(train_labels, val_labels, features_loc)
         missing = [name for name, value in (
             ('trainer', trainer), ('nbr_epochs', nbr_epochs), ('clf_type', clf_type),
@@ -229,6 +244,11 @@ class TrainClassifierMsg(DataClass):
         owner = cls.__name__
         if isinstance(data, dict) and 'train_labels' in data:
             return cls._deserialize_06(data)
+        if isinstance(data, dict) and 'features_loc' in data:
+            from spacer.legacy import warn_once
+            warn_once("TrainClassifierMsg JSON with features_loc and plain label keys",
+                      "the current JSON (labels keyed by serialized DataLocations; load"
+                      " and store msg.serialize())", origin='pyspacer 0.7-0.12 JSON')
         if isinstance(data, dict) and 'trainer_name' in data:
             trainer = trainer_factory(data['trainer_name'])
         else:
@@ -254,7 +274,8 @@ class TrainClassifierMsg(DataClass):
         """The JSON pyspacer 0.6-0.12 stored: train/val labels and features_loc."""
         from spacer.legacy import warn_once
         warn_once("TrainClassifierMsg JSON with train_labels/val_labels/features_loc",
-                  "the 'labels' form ({'train', 'ref', 'val'})", stacklevel=4)
+                  "the current JSON (labels: train/ref/val; load and store"
+                  " msg.serialize())", origin='pyspacer 0.6 JSON')
         owner = cls.__name__
         features_loc = _location(data, 'features_loc', owner)
         train = ImageLabels.deserialize(require(data, 'train_labels', owner), features_loc)
@@ -273,11 +294,9 @@ class TrainClassifierMsg(DataClass):
 def _legacy_labels(train_labels, val_labels, features_loc) -> TrainingTaskLabels:
     """0.6's train/val pair becomes train/ref/val, ref carved from train."""
     from spacer import config
-    from spacer.legacy import relocate_labels, split_legacy_train, warn_once
+    from spacer.legacy import relocate_labels, split_legacy_train
     if train_labels is None or val_labels is None:
         raise MessageError("TrainClassifierMsg: train_labels and val_labels go together.")
-    warn_once("TrainClassifierMsg(train_labels=..., val_labels=..., features_loc=...)",
-              "labels=TrainingTaskLabels(train, ref, val) or preprocess_labels()", stacklevel=5)
     train = relocate_labels(train_labels, features_loc)
     val = relocate_labels(val_labels, features_loc)
     train, ref = split_legacy_train(train, config.get('TRAINING_BATCH_LABEL_COUNT'))
