@@ -28,12 +28,13 @@ def _ratio(text: str) -> float:
     return value
 
 
-def _add_training_options(parser: argparse.ArgumentParser) -> None:
+def _add_training_options(parser: argparse.ArgumentParser,
+                          epochs: int = 10) -> None:
     group = parser.add_argument_group('training')
     group.add_argument('--classifier', choices=('MLP', 'LR'), default='MLP',
                        help='MLP (multi-layer perceptron, CoralNet today) or '
                             'LR (logistic regression); default: %(default)s')
-    group.add_argument('--epochs', type=_positive_int, default=10,
+    group.add_argument('--epochs', type=_positive_int, default=epochs,
                        help='training epochs (default: %(default)s)')
 
 
@@ -112,7 +113,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument('--size', default='640x480', metavar='WxH',
                       help='photo size in pixels')
     demo.add_argument('--seed', type=int, default=0, help='dataset seed')
-    _add_training_options(demo)
+    # A small survey makes one training batch per epoch: give it more.
+    _add_training_options(demo, epochs=30)
     _add_output_options(demo)
     demo.set_defaults(func=demo_command)
 
@@ -146,11 +148,13 @@ def _guarded(action) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from workers.mainjob.pipeline import JobSpec, run_job
+    from workers.mainjob.pipeline import JobSpec, check_inputs, run_job
 
     def action() -> int:
-        if not args.images.is_dir():
-            raise FileNotFoundError(f"Images folder not found: {args.images}")
+        # The CSVs first: a bad row stops the run before any work, even
+        # before the default extractor's weights are made.
+        inputs = check_inputs(args.images, args.annotations, args.points,
+                              args.skip_invalid)
         choice = _choose_extractor(args)
         outcome = run_job(JobSpec(
             images_dir=args.images, annotations_csv=args.annotations,
@@ -160,7 +164,7 @@ def run_command(args: argparse.Namespace) -> int:
             ref_ratio=args.ref_ratio, val_ratio=args.val_ratio,
             skip_invalid=args.skip_invalid,
             images_in_report=args.report_images,
-            show_progress=not args.quiet))
+            show_progress=not args.quiet), inputs=inputs)
         _print_outcome(outcome)
         return EXIT_OK
     return _guarded(action)

@@ -34,7 +34,8 @@ class CsvIssue:
     fatal: bool = False
 
     def __str__(self) -> str:
-        return f"{self.file}, line {self.line}: {self.message}"
+        where = f"{self.file}, line {self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
 
 
 @dataclass(frozen=True)

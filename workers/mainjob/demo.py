@@ -51,7 +51,7 @@ def accuracy_against_truth(outcome: JobOutcome, truth_csv: Path) -> float | None
 def run_demo(folder: Path | str, annotated_images: int = 16,
              new_images: int = 4, points_per_image: int = 25,
              size: tuple[int, int] = (640, 480), seed: int = 0,
-             clf_type: str = 'MLP', epochs: int = 10,
+             clf_type: str = 'MLP', epochs: int = 30,
              images_in_report: int = 4, show_progress: bool = True,
              extractor_choice=None, dispatcher=None, say=None) -> DemoResult:
     """Generate (or reuse) the survey under `folder`/survey and run the main

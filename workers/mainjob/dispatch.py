@@ -7,6 +7,7 @@ pyspacer return messages.
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from spacer.messages import (ClassifyReturnMsg, ExtractFeaturesReturnMsg,
@@ -18,7 +19,7 @@ RETURN_TYPES = {
     'classify_features': ClassifyReturnMsg,
 }
 
-ProgressCallback = Callable[[int, int], None]
+WAIT_TICK = 0.5   # seconds between on_wait calls while a task runs
 
 
 class Dispatcher(Protocol):
@@ -28,9 +29,9 @@ class Dispatcher(Protocol):
         the exception it failed with), in the order given."""
 
     def run_one(self, task_name: str, message: Any,
-                on_progress: ProgressCallback | None = None) -> Any:
+                on_wait: Callable[[], None] | None = None) -> Any:
         """Submit one message and return its return message; raise on
-        failure."""
+        failure. `on_wait` is called now and then while the task runs."""
 
 
 def _as_return_message(task_name: str, result: Any) -> Any:
@@ -51,9 +52,10 @@ class QueueDispatcher:
     def _submit(self, task_name: str, message: Any) -> str:
         return self.client.submit(task_name, message)
 
-    def _wait(self, task_name: str, task_id: str) -> Any:
-        return _as_return_message(task_name,
-                                  self.client.wait(task_id, self.timeout))
+    def _wait(self, task_name: str, task_id: str,
+              timeout: float | None = None) -> Any:
+        return _as_return_message(
+            task_name, self.client.wait(task_id, timeout or self.timeout))
 
     def run_all(self, task_name: str, messages: Iterable[Any]
                 ) -> Iterator[Any]:
@@ -65,5 +67,15 @@ class QueueDispatcher:
                 yield err
 
     def run_one(self, task_name: str, message: Any,
-                on_progress: ProgressCallback | None = None) -> Any:
-        return self._wait(task_name, self._submit(task_name, message))
+                on_wait: Callable[[], None] | None = None) -> Any:
+        task_id = self._submit(task_name, message)
+        if on_wait is None:
+            return self._wait(task_name, task_id)
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while True:
+            try:
+                return self._wait(task_name, task_id, WAIT_TICK)
+            except TimeoutError:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise
+                on_wait()

@@ -96,27 +96,39 @@ class _Image:
         return list(seen)
 
 
-def _check_inputs(spec: JobSpec) -> tuple[list[PointRow], list[PointRow],
-                                          list[CsvIssue]]:
-    catalog = ImageCatalog(spec.images_dir)
-    tables = [read_annotations(spec.annotations_csv, catalog)]
-    if spec.points_csv is not None:
-        tables.append(read_points(spec.points_csv, catalog))
+@dataclass
+class CheckedInputs:
+    """The valid rows of the input CSVs, and the invalid ones left out."""
+    annotations: list[PointRow]
+    to_classify: list[PointRow]
+    skipped: list[CsvIssue]
+
+
+def check_inputs(images_dir: Path, annotations_csv: Path,
+                 points_csv: Path | None, skip_invalid: bool,
+                 say: Callable[[str], None] = _stderr) -> CheckedInputs:
+    """Read and check both CSVs against the photos, before any work starts.
+    Raises CsvInputError listing every problem by line, unless
+    `skip_invalid` (problems that leave nothing to read always raise)."""
+    catalog = ImageCatalog(images_dir)
+    tables = [read_annotations(annotations_csv, catalog)]
+    if points_csv is not None:
+        tables.append(read_points(points_csv, catalog))
     issues = [issue for table in tables for issue in table.issues]
     if any(issue.fatal for issue in issues):
         raise CsvInputError(issues)
-    if issues and not spec.skip_invalid:
+    if issues and not skip_invalid:
         raise CsvInputError(
             issues, hint="Nothing was run. Fix these rows, or pass "
                          "--skip-invalid to leave them out.")
     if issues:
-        spec.say(f"Skipping {len(issues)} invalid rows:\n"
-                 + format_issues(issues, limit=10))
+        say(f"Leaving out {len(issues)} invalid rows:\n"
+            + format_issues(issues, limit=10))
     annotations = tables[0].rows
-    to_classify = tables[1].rows if len(tables) > 1 else []
     if not annotations:
         raise JobError("No valid annotation rows are left to train on.")
-    return annotations, to_classify, issues
+    return CheckedInputs(annotations,
+                         tables[1].rows if len(tables) > 1 else [], issues)
 
 
 def _group(images_dir: Path, annotations: list[PointRow],
@@ -212,10 +224,11 @@ def _train(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
              f"{spec.epochs} epochs.")
     started = time.time()
     with bar(spec.epochs, 'Training', 'epoch', spec.show_progress) as progress:
-        returned = dispatcher.run_one(
-            'train_classifier', message,
-            on_progress=lambda done, total: progress.update(done - progress.n))
-        progress.update(spec.epochs - progress.n)
+        # The worker reports no epochs while it trains: keep the elapsed
+        # time ticking, and count the epochs when it returns.
+        returned = dispatcher.run_one('train_classifier', message,
+                                      on_wait=progress.refresh)
+        progress.update(len(returned.ref_accs) or spec.epochs)
     record = {'message_sha256': fingerprint, 'acc': returned.acc,
               'ref_accs': list(returned.ref_accs), 'runtime': returned.runtime,
               'wall_time': time.time() - started,
@@ -255,6 +268,14 @@ def _classify(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
     return [by_point[(p.path, p.row, p.col)] for p in rows]
 
 
+def _epochs_summary(record: dict) -> str:
+    accs = record.get('ref_accs') or []
+    if not accs:
+        return 'n/a'
+    return (f"{accs[0]:.3f} after epoch 1, {accs[-1]:.3f} after epoch "
+            f"{len(accs)} (best {max(accs):.3f})")
+
+
 def _describe_extractor(spec: JobSpec, store: FeatureStore) -> str:
     name = type(spec.extractor).__name__
     files = ', '.join(Path(loc.key).name for loc in
@@ -262,13 +283,19 @@ def _describe_extractor(spec: JobSpec, store: FeatureStore) -> str:
     return f"{name} ({files or 'no data files'}), id {store.identity}"
 
 
-def run_job(spec: JobSpec, dispatcher: Dispatcher | None = None) -> JobOutcome:
+def run_job(spec: JobSpec, dispatcher: Dispatcher | None = None,
+            inputs: CheckedInputs | None = None) -> JobOutcome:
     """Run the whole main job; raise CsvInputError or JobError with a
-    message for the user when it cannot."""
+    message for the user when it cannot. `inputs`: the CSVs as
+    `check_inputs` already read them for this spec."""
     started = time.time()
     if spec.split not in SPLIT_MODES:
         raise ValueError(f"split must be one of {', '.join(SPLIT_MODES)}")
-    annotations, to_classify, skipped = _check_inputs(spec)
+    if inputs is None:
+        inputs = check_inputs(spec.images_dir, spec.annotations_csv,
+                              spec.points_csv, spec.skip_invalid, spec.say)
+    annotations, to_classify, skipped = (inputs.annotations,
+                                         inputs.to_classify, inputs.skipped)
     images_dir = Path(spec.images_dir).resolve()
     images = _group(images_dir, annotations, to_classify)
     output = Path(spec.output_dir).resolve()
@@ -321,8 +348,7 @@ def run_job(spec: JobSpec, dispatcher: Dispatcher | None = None) -> JobOutcome:
                        f"{spec.split}: {record.get('train_points')} train / "
                        f"{record.get('ref_points')} reference / "
                        f"{record.get('val_points')} validation points"),
-        ('Reference accuracy per epoch',
-         ', '.join(f"{a:.3f}" for a in record.get('ref_accs', []))),
+        ('Reference accuracy by epoch', _epochs_summary(record)),
         ('Run time', f"{time.time() - started:.1f} s"),
     ]
     notices = [spec.extractor_note] if spec.extractor_note else []
