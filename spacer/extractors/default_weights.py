@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -101,11 +102,14 @@ def write_default_weights(path: str | os.PathLike, seed: int = 0,
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {'net': build_default_state_dict(seed, n_patches)}
+    # Saved through memory: torch names the archive after the file, and
+    # the bytes (hence the hash) must depend on the seed alone.
+    stream = BytesIO()
+    torch.save({'net': build_default_state_dict(seed, n_patches)}, stream)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix='.tmp')
     os.close(fd)
     try:
-        torch.save(state, tmp)
+        Path(tmp).write_bytes(stream.getvalue())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
