@@ -73,7 +73,8 @@ def _legacy_random_state(*_args) -> np.random.RandomState:
 
 def _numpy_globals() -> dict[tuple[str, str], Callable]:
     from numpy.random import _pickle as random_pickle
-    from numpy.random import MT19937
+    from numpy.random import MT19937, SeedSequence
+    from numpy.random import bit_generator
 
     try:  # numpy >= 2 renamed numpy.core to numpy._core.
         from numpy._core import multiarray
@@ -91,6 +92,14 @@ def _numpy_globals() -> dict[tuple[str, str], Callable]:
     found[('numpy.random._pickle', '__bit_generator_ctor')] = \
         random_pickle.__bit_generator_ctor
     found[('numpy.random._mt19937', 'MT19937')] = MT19937
+    # numpy >= 2.4 pickles a generator's SeedSequence with Cython's helper;
+    # the helper only rebuilds an instance of the (allowed) class given.
+    found[('numpy.random.bit_generator', 'SeedSequence')] = SeedSequence
+    unpickle_seed_sequence = getattr(
+        bit_generator, '__pyx_unpickle_SeedSequence', None)
+    if unpickle_seed_sequence is not None:
+        found[('numpy.random.bit_generator',
+               '__pyx_unpickle_SeedSequence')] = unpickle_seed_sequence
     for module in ('numpy.random', 'numpy.random.mtrand'):
         found[(module, '__RandomState_ctor')] = _legacy_random_state
     return found
@@ -124,7 +133,19 @@ def _scipy_globals() -> dict[tuple[str, str], Callable]:
 
 _SGD_LOSS_MODULES = frozenset({
     'sklearn.linear_model.sgd_fast', 'sklearn.linear_model._sgd_fast'})
+# Loss objects SGDClassifier keeps in loss_function_ (scikit-learn < 1.6) or
+# _loss_function_ (later): Cython types that take only numbers.
+_SGD_LOSS_NAMES = frozenset({
+    'Log', 'Hinge', 'ModifiedHuber', 'SquaredHinge', 'SquaredLoss', 'Huber',
+    'EpsilonInsensitive', 'SquaredEpsilonInsensitive'})
+_CY_LOSS_NAMES = frozenset({'CyHalfBinomialLoss'})
 _SKLEARN_CLASSES = _sklearn_classes()
+
+
+def _current_sgd_loss(name: str) -> Callable:
+    from sklearn.linear_model import _sgd_fast
+    return getattr(_sgd_fast, name, LegacySGDLoss)
+
 _EXACT_GLOBALS = {**_numpy_globals(), **_python_globals(), **_scipy_globals()}
 
 
@@ -132,8 +153,11 @@ def allowed_global(module: str, name: str) -> Callable:
     """The object an allowed pickle global stands for; refuse the rest."""
     if (module, name) in _EXACT_GLOBALS:
         return _EXACT_GLOBALS[(module, name)]
-    if module in _SGD_LOSS_MODULES:
-        return LegacySGDLoss
+    if module in _SGD_LOSS_MODULES and name in _SGD_LOSS_NAMES:
+        return _current_sgd_loss(name)
+    if module == 'sklearn._loss._loss' and name in _CY_LOSS_NAMES:
+        from sklearn._loss import _loss
+        return getattr(_loss, name)
     if (module == 'sklearn' or module.startswith('sklearn.')) \
             and name in _SKLEARN_CLASSES:
         return _SKLEARN_CLASSES[name]

@@ -1,0 +1,72 @@
+"""Scoring an image's feature vectors with a classifier.
+
+pyspacer calls ``predict_proba`` once per point; one call over the whole
+matrix gives the same numbers (the model is row-wise) for a fraction of the
+cost. Scores are calibrated probabilities in ``clf.classes_`` order.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from spacer.data_classes import ImageFeatures
+from spacer.exceptions import RowColumnMismatchError
+from spacer.train_utils import check_feature_dim
+
+Score = tuple[int | None, int | None, list[float]]
+
+
+def _check_finite(feat: np.ndarray, rows: np.ndarray | None) -> None:
+    finite = np.isfinite(feat).all(axis=1)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        where = f"point {bad}" if rows is None else \
+            f"point {bad} (row {int(rows[0][bad])}, col {int(rows[1][bad])})"
+        raise ValueError(
+            f"Feature vectors contain NaN or infinite values"
+            f" ({int((~finite).sum())} of {len(finite)} points; first at"
+            f" {where}); these features cannot be classified.")
+
+
+def score_features(clf, features: ImageFeatures,
+                   rowcols: list[tuple[int, int]] | None = None) -> list[Score]:
+    """(row, col, scores) per point, from one ``predict_proba`` call.
+
+    Without ``rowcols``: every point of the file, in file order; legacy
+    features (``valid_rowcol`` False) have no positions and give
+    ``(None, None, scores)``. With ``rowcols``: those points, in that order
+    (``classify_image``); each must be in the features.
+    """
+    feat = np.asarray(features.feat)
+    if feat.ndim != 2 or feat.shape[0] == 0:
+        raise ValueError(
+            f"Features must be a non-empty 2-D array, got shape {feat.shape}.")
+    check_feature_dim(clf, feat.shape[1])
+
+    if rowcols is not None:
+        wanted = [(int(r), int(c)) for r, c in rowcols]
+        if not features.valid_rowcol:
+            raise ValueError(
+                "Legacy features have no row/column positions to select"
+                " points from.")
+        index = {(int(r), int(c)): i
+                 for i, (r, c) in enumerate(zip(features.rows, features.cols))}
+        missing = [rc for rc in wanted if rc not in index]
+        if missing:
+            raise RowColumnMismatchError(
+                f"Point (row, col) {missing[0]} is not in the features"
+                f" ({len(missing)} of {len(wanted)} missing).")
+        positions = [index[rc] for rc in wanted]
+        feat = feat[positions]
+        rows = np.array([rc[0] for rc in wanted])
+        cols = np.array([rc[1] for rc in wanted])
+    elif features.valid_rowcol:
+        rows, cols = np.asarray(features.rows), np.asarray(features.cols)
+    else:
+        rows = cols = None
+
+    _check_finite(feat, None if rows is None else (rows, cols))
+    proba = clf.predict_proba(feat).tolist()
+    if rows is None:
+        return [(None, None, p) for p in proba]
+    return [(int(r), int(c), p) for r, c, p in zip(rows.tolist(),
+                                                   cols.tolist(), proba)]

@@ -1,0 +1,260 @@
+"""Trainers: the base class, the minibatch trainer, and the factory.
+
+``MiniBatchTrainer`` trains what pyspacer's does (an MLP or an SGD logistic
+regression, ``partial_fit`` over batches of ``batch_size`` labels, images
+shuffled with the epoch number as seed, reference accuracy after each epoch,
+sigmoid calibration on the reference set) but reads every feature file once
+per task instead of once per epoch, and trains the MLP with PyTorch (see
+``spacer.training``).
+"""
+from __future__ import annotations
+
+import abc
+import inspect
+import time
+from logging import getLogger
+
+import numpy as np
+from sklearn.linear_model import SGDClassifier
+
+from spacer import config
+from spacer.class_registry import resolve
+from spacer.data_classes import ValResults
+from spacer.exceptions import MessageError, TrainingLabelsError
+from spacer.messages import TrainClassifierReturnMsg, TrainingTaskLabels
+from spacer.train_utils import calc_acc, evaluate_classifiers
+from spacer.training.calibration import calibrate_prefit
+from spacer.training.feature_arrays import LabelledArrays, load_labelled_arrays
+
+logger = getLogger(__name__)
+
+CLASSIFIER_TYPES = ('MLP', 'LR')
+_BUILTIN_TRAINERS = {'minibatch': 'spacer.train_classifier.MiniBatchTrainer'}
+
+
+class ClassifierTrainer(abc.ABC):
+    """Trains a classifier from train/ref/val labels.
+
+    Serializes as ``{"class_path": ..., <constructor parameters>}``;
+    ``deserialize`` only builds classes on spacer's allow-list
+    (``spacer.class_registry``).
+    """
+
+    @abc.abstractmethod
+    def __call__(self, labels: TrainingTaskLabels, nbr_epochs: int,
+                 pc_models: list, clf_type: str,
+                 feature_cache_dir: str | None = None) \
+            -> tuple[object, ValResults, TrainClassifierReturnMsg]:
+        """(calibrated classifier, validation results, return message)"""
+
+    def serialize(self) -> dict:
+        cls = type(self)
+        return {'class_path': f'{cls.__module__}.{cls.__name__}'}
+
+    @staticmethod
+    def deserialize(data: dict) -> ClassifierTrainer:
+        if not isinstance(data, dict) or 'class_path' not in data:
+            raise MessageError(
+                f"A trainer must be a JSON object with a class_path,"
+                f" got {data!r}.")
+        params = dict(data)
+        trainer_class = resolve(params.pop('class_path'), ClassifierTrainer)
+        try:
+            return trainer_class(**params)
+        except TypeError as e:
+            raise MessageError(
+                f"{trainer_class.__name__}: bad parameters {params!r}: {e}"
+            ) from e
+
+    def __repr__(self) -> str:
+        return str(self.serialize())
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ClassifierTrainer) \
+            and self.serialize() == other.serialize()
+
+
+def _classes_and_targets(train: LabelledArrays, ref: LabelledArrays) \
+        -> np.ndarray:
+    classes = np.unique(ref.labels)
+    unknown = set(np.unique(train.labels).tolist()) - set(classes.tolist())
+    if unknown:
+        raise TrainingLabelsError(
+            f"The train set has classes that are missing from the ref set:"
+            f" {sorted(unknown, key=str)[:10]}. Run preprocess_labels()"
+            f" first.")
+    if len(classes) < 2:
+        raise TrainingLabelsError(
+            f"Need multiple classes to do training. The ref set has"
+            f" {len(classes)}.")
+    return classes
+
+
+class MiniBatchTrainer(ClassifierTrainer):
+    """pyspacer's default trainer: minibatches of feature vectors.
+
+    MLP sizes: (100,) at learning rate 1e-3, or (200, 100) at 1e-4 from
+    ``mlp_large_data_threshold`` training labels, unless given.
+    LR: ``SGDClassifier(loss=sgd_loss, average=sgd_average,
+    random_state=sgd_random_state)``.
+    """
+
+    def __init__(self,
+                 batch_size: int = config.TRAINING_BATCH_LABEL_COUNT,
+                 mlp_hidden_layer_sizes: tuple[int, ...] | None = None,
+                 mlp_learning_rate_init: float | None = None,
+                 mlp_large_data_threshold: int = 50000,
+                 sgd_loss: str = 'log_loss',
+                 sgd_average: bool = True,
+                 sgd_random_state: int = 0):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) \
+                or batch_size < 1:
+            raise ValueError(
+                f"batch_size must be a positive integer, not {batch_size!r}.")
+        if mlp_hidden_layer_sizes is not None:
+            mlp_hidden_layer_sizes = tuple(mlp_hidden_layer_sizes)
+            if not mlp_hidden_layer_sizes or not all(
+                    isinstance(n, int) and n > 0
+                    for n in mlp_hidden_layer_sizes):
+                raise ValueError(
+                    f"mlp_hidden_layer_sizes must be positive integers,"
+                    f" not {mlp_hidden_layer_sizes!r}.")
+        self.batch_size = batch_size
+        self.mlp_hidden_layer_sizes = mlp_hidden_layer_sizes
+        self.mlp_learning_rate_init = mlp_learning_rate_init
+        self.mlp_large_data_threshold = mlp_large_data_threshold
+        self.sgd_loss = sgd_loss
+        self.sgd_average = sgd_average
+        self.sgd_random_state = sgd_random_state
+
+    def serialize(self) -> dict:
+        """class_path plus the parameters that differ from their defaults."""
+        data = super().serialize()
+        for name, param in inspect.signature(type(self).__init__) \
+                .parameters.items():
+            if name == 'self':
+                continue
+            value = getattr(self, name)
+            if value != param.default:
+                data[name] = list(value) if isinstance(value, tuple) \
+                    else value
+        return data
+
+    def mlp_settings(self, train_label_count: int) \
+            -> tuple[tuple[int, ...], float]:
+        """Hidden layer sizes and learning rate for this many labels."""
+        if self.mlp_hidden_layer_sizes is not None:
+            return (self.mlp_hidden_layer_sizes,
+                    self.mlp_learning_rate_init or 1e-3)
+        if train_label_count >= self.mlp_large_data_threshold:
+            return (200, 100), 1e-4
+        return (100,), 1e-3
+
+    def _train_mlp(self, train: LabelledArrays, ref: LabelledArrays,
+                   classes: np.ndarray, nbr_epochs: int) \
+            -> tuple[object, list[float]]:
+        from spacer.training.torch_mlp import torch_thread_count, torch_threads
+
+        with torch_thread_count(torch_threads()):
+            return self._train_torch_mlp(train, ref, classes, nbr_epochs)
+
+    def _train_torch_mlp(self, train: LabelledArrays, ref: LabelledArrays,
+                         classes: np.ndarray, nbr_epochs: int) \
+            -> tuple[object, list[float]]:
+        from spacer.training.torch_mlp import TorchMLP
+
+        hidden, lr = self.mlp_settings(len(train))
+        network = TorchMLP(train.feature_dim, classes, hidden, lr)
+        ref_targets = np.searchsorted(classes, ref.labels)
+        ref_accs = []
+        calls = 0
+        for epoch in range(nbr_epochs):
+            for x, y in train.batches(seed=epoch, batch_size=self.batch_size):
+                network.partial_fit(x, np.searchsorted(classes, y))
+                calls += 1
+            ref_accs.append(float(np.mean(
+                network.predict_index(ref.features) == ref_targets)))
+            logger.debug("Epoch %d, acc: %s", epoch, ref_accs[-1])
+        clf = network.to_sklearn(ref.features[:2], ref.labels[:2], calls)
+        return clf, ref_accs
+
+    def _train_lr(self, train: LabelledArrays, ref: LabelledArrays,
+                  classes: np.ndarray, nbr_epochs: int) \
+            -> tuple[object, list[float]]:
+        clf = SGDClassifier(loss=self.sgd_loss, average=self.sgd_average,
+                            random_state=self.sgd_random_state)
+        ref_accs = []
+        for epoch in range(nbr_epochs):
+            for x, y in train.batches(seed=epoch, batch_size=self.batch_size):
+                clf.partial_fit(x, y, classes=classes)
+            ref_accs.append(calc_acc(ref.labels, clf.predict(ref.features)))
+            logger.debug("Epoch %d, acc: %s", epoch, ref_accs[-1])
+        return clf, ref_accs
+
+    def train(self, labels: TrainingTaskLabels, nbr_epochs: int,
+              clf_type: str, feature_cache_dir: str | None = None) \
+            -> tuple[object, list[float]]:
+        """The calibrated classifier and the per-epoch ref accuracies."""
+        with config.log_entry_and_exit('loading of training data'):
+            train = load_labelled_arrays(labels.train, feature_cache_dir)
+        with train, config.log_entry_and_exit('loading of reference data'):
+            ref = load_labelled_arrays(labels.ref, feature_cache_dir)
+            with ref:
+                if ref.feature_dim != train.feature_dim:
+                    raise ValueError(
+                        f"Train features are {train.feature_dim}-d but ref"
+                        f" features are {ref.feature_dim}-d.")
+                classes = _classes_and_targets(train, ref)
+                with config.log_entry_and_exit('training using ' + clf_type):
+                    fit = self._train_mlp if clf_type == 'MLP' \
+                        else self._train_lr
+                    clf, ref_accs = fit(train, ref, classes, nbr_epochs)
+                with config.log_entry_and_exit('calibration'):
+                    calibrated = calibrate_prefit(
+                        clf, np.asarray(ref.features), ref.labels)
+        return calibrated, ref_accs
+
+    def __call__(self, labels: TrainingTaskLabels, nbr_epochs: int,
+                 pc_models: list, clf_type: str,
+                 feature_cache_dir: str | None = None):
+        if clf_type not in CLASSIFIER_TYPES:
+            raise ValueError(
+                f"clf_type must be one of {CLASSIFIER_TYPES},"
+                f" not {clf_type!r}.")
+        if isinstance(nbr_epochs, bool) or not isinstance(nbr_epochs, int) \
+                or nbr_epochs < 1:
+            raise ValueError(
+                f"nbr_epochs must be a positive integer, not {nbr_epochs!r}.")
+        for name in ('train', 'ref', 'val'):
+            if len(labels[name]) == 0:
+                raise TrainingLabelsError(f"The '{name}' set is empty.")
+        unknown = labels.val.classes_set - labels.ref.classes_set
+        if unknown:
+            raise TrainingLabelsError(
+                f"The val set has classes that are missing from the ref set:"
+                f" {sorted(unknown, key=str)[:10]}. Run preprocess_labels()"
+                f" first.")
+        started = time.time()
+        clf, ref_accs = self.train(labels, nbr_epochs, clf_type,
+                                   feature_cache_dir)
+        classes = clf.classes_.tolist()
+
+        # The new and the previous classifiers score the val set in one read.
+        gts, ests, scores = evaluate_classifiers([clf, *pc_models],
+                                                 labels.val)
+        index = {c: i for i, c in enumerate(classes)}
+        val_results = ValResults(
+            scores=scores[0], gt=[index[g] for g in gts],
+            est=[index[e] for e in ests[0]], classes=classes)
+        return_msg = TrainClassifierReturnMsg(
+            acc=calc_acc(gts, ests[0]),
+            pc_accs=[calc_acc(gts, pc_ests) for pc_ests in ests[1:]],
+            ref_accs=ref_accs,
+            runtime=time.time() - started)
+        return clf, val_results, return_msg
+
+
+def trainer_factory(trainer_name: str) -> ClassifierTrainer:
+    """A trainer from a built-in name ('minibatch') or an allowed class path."""
+    class_path = _BUILTIN_TRAINERS.get(trainer_name, trainer_name)
+    return ClassifierTrainer.deserialize({'class_path': class_path})
