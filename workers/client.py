@@ -15,8 +15,12 @@ or a fast worker can look for it before it exists::
 
     def schedule_extraction(image):
         msg = ExtractFeaturesMsg(job_token=str(image.pk), ...)
-        transaction.on_commit(
-            lambda: image_job.update(task_id=client.submit('extract_features', msg)))
+
+        def send():
+            task_id = client.submit('extract_features', msg)
+            Image.objects.filter(pk=image.pk).update(extract_task_id=task_id)
+
+        transaction.on_commit(send)
 
 and collect results from a periodic job with ``client.poll(task_ids)``.
 """
@@ -146,17 +150,18 @@ class Client:
 
     def wait_result(self, task_id: str, timeout: float | None = None) -> TaskResult:
         """Block until the task is finished; TimeoutError after ``timeout`` s."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        interval = 0.002
-        while True:
-            outcome = self.result(task_id)
-            if outcome.ready:
-                return outcome
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"Task {task_id} not finished after {timeout} s "
-                                   f"(state {outcome.state}).")
-            time.sleep(interval)
-            interval = min(interval * 1.5, 0.1)
+        from celery.exceptions import TimeoutError as CeleryTimeout
+
+        # The backend's own wait: Redis pushes the result (pub/sub), other
+        # backends are polled every few milliseconds.
+        try:
+            AsyncResult(task_id, app=self.app).get(
+                timeout=timeout, propagate=False, interval=0.005,
+                disable_sync_subtasks=False)
+        except CeleryTimeout:
+            raise TimeoutError(f"Task {task_id} not finished after {timeout} s "
+                               f"(state {self.result(task_id).state}).") from None
+        return self.result(task_id)
 
     def wait(self, task_id: str, timeout: float | None = None) -> Any:
         """

@@ -25,16 +25,17 @@ class RedisKeyStore:
     def claim(self, key: str, value: str, ttl: int) -> str | None:
         """Set ``key`` to ``value`` unless set; return the holder if not ours."""
         for _ in range(_WATCH_RETRIES):
-            if self.client.set(key, value, nx=True, ex=ttl):
+            # One round trip: try to set, and read whoever holds it.
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.set(key, value, nx=True, ex=ttl)
+                pipe.get(key)
+                was_set, holder = pipe.execute()
+            if was_set:
                 return None
-            holder = self.client.get(key)
             if holder is None:
                 continue  # expired or released in between: try again
             holder = holder.decode() if isinstance(holder, bytes) else holder
-            if holder == value:
-                self.client.expire(key, ttl)
-                return None
-            return holder
+            return None if holder == value else holder
         return None
 
     def holder(self, key: str) -> str | None:

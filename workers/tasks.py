@@ -46,8 +46,14 @@ _settings = app.spacer_settings
 
 
 def _limits(kind: str) -> dict:
+    """Time limits, and the retry budget a task spends when its pool process dies."""
     soft, hard = _settings.limits(kind)
-    return {'soft_time_limit': soft, 'time_limit': hard}
+    return {'soft_time_limit': soft, 'time_limit': hard,
+            # A message that kills its process each time (out of memory, a
+            # crash in native code) is retried this many times, then fails
+            # and becomes a dead letter instead of looping forever.
+            'retry_on_worker_lost': True, 'max_retries': _settings.retry_max,
+            'default_retry_delay': _settings.retry_backoff}
 
 
 def parse(message_class: type, message: Any) -> Any:

@@ -141,3 +141,23 @@ def test_redis_restarts_while_idle_and_while_tasks_wait(client, fleet, redis_ser
             worker.resume()
     results = [client.wait(task_id, 90) for task_id in queued]
     assert all(len(r['scores']) == scenario.points for r in results)
+
+
+def test_a_dead_pool_process_has_its_task_run_again(client, fleet, tmp_path):
+    """kill -9 only the prefork child running a training: the task is retried."""
+    import os
+    import signal
+    scenario = Scenario('filesystem', str(tmp_path), n_images=4)
+    scenario.put_images()
+    for i in range(scenario.n_images):
+        client.wait(client.submit('extract_features', scenario.extract_msg(i)), 30)
+    train = scenario.train_msg()
+    train.trainer = SlowTrainer(delay=SLOW)
+    task_id = client.submit('train_classifier', train)
+    running_on(client, task_id)
+    child_pid = client.app.backend.get_task_meta(task_id)['result']['pid']
+    time.sleep(1.0)
+    os.kill(child_pid, signal.SIGKILL)
+    assert 0 <= client.wait(task_id, 60)['acc'] <= 1
+    from spacer.storage import load_classifier
+    assert sorted(load_classifier(scenario.model_loc).classes_.tolist()) == [1, 2, 3]
