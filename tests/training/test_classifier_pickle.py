@@ -105,3 +105,43 @@ def test_dumps_refuses_unfitted_and_foreign_objects():
         dumps_classifier(CalibratedClassifierCV())
     with pytest.raises(TypeError, match='CalibratedClassifierCV'):
         dumps_classifier({'a': 1})
+
+
+def _as_old_sklearn_pickle(clf, renames: dict[str, str]) -> bytes:
+    """clf pickled the way scikit-learn 0.22.1/1.1.3 laid it out: old
+    attribute names (base_estimator, calibrators_, loss 'log') and old
+    module paths (protocol 0, whose globals are plain text lines)."""
+    clf.base_estimator = clf.__dict__.pop('estimator')
+    for calibrated in clf.calibrated_classifiers_:
+        calibrated.base_estimator = calibrated.__dict__.pop('estimator')
+        calibrated.calibrators_ = calibrated.__dict__.pop('calibrators')
+        calibrated.classes_, calibrated.classes = calibrated.classes, None
+        if hasattr(calibrated.base_estimator, 'loss'):
+            calibrated.base_estimator.loss = 'log'
+    del clf.ensemble
+    data = pickle.dumps(clf, protocol=0)
+    for new, old in renames.items():
+        assert f'c{new}\n'.encode() in data, new
+        data = data.replace(f'c{new}\n'.encode(), f'c{old}\n'.encode())
+    return data
+
+
+@pytest.mark.parametrize('clf_type, renames', [
+    ('LR', {'sklearn.linear_model._stochastic_gradient':
+            'sklearn.linear_model.stochastic_gradient'}),
+    ('MLP', {'sklearn.neural_network._multilayer_perceptron':
+             'sklearn.neural_network.multilayer_perceptron',
+             'sklearn.preprocessing._label': 'sklearn.preprocessing.label',
+             'numpy._core.multiarray': 'numpy.core.multiarray'}),
+])
+def test_old_module_paths_and_attribute_names_load(clf_type, renames):
+    raw = (CLASSIFIERS / f'{clf_type}.pkl').read_bytes()
+    expected_clf = loads_classifier(raw)
+    x = np.random.default_rng(1).normal(size=(6, expected_clf.n_features_in_))
+
+    clf = loads_classifier(_as_old_sklearn_pickle(loads_classifier(raw), renames))
+
+    np.testing.assert_allclose(clf.predict_proba(x),
+                               expected_clf.predict_proba(x), atol=1e-12)
+    assert hasattr(clf, 'estimator') and not hasattr(clf, 'base_estimator')
+    assert clf.ensemble is True
