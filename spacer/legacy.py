@@ -59,14 +59,16 @@ def relocate_labels(labels, features_loc):
 
 
 def split_legacy_train(train, batch_label_count: int = 5000, seed: int = 0):
-    """0.6's reference set: every 10th image in key order, shuffled, capped at
-    batch_label_count labels' worth of images; the rest is train. 0.6 shuffled
-    without a seed; here the seed is fixed so a job gives the same split twice."""
+    """0.6's reference set, carved from train: every 10th image in the labels'
+    own key order (as 0.6 took ``image_keys[::10]``), shuffled, then capped at
+    ``batch_label_count`` labels' worth of images, counted as 0.6 did by the
+    first image's labels; the rest is train. 0.6 shuffled without a seed; the
+    seed is fixed here so a job gives the same split every time."""
     from spacer.data_classes import ImageLabels
-    keys = sorted(train.keys(), key=lambda loc: loc.key)
+    keys = list(train.keys())
     if not keys:
         return ImageLabels(), ImageLabels()
-    per_image = max(1, train.label_count // len(keys))
+    per_image = max(1, len(train[keys[0]]))
     ref_keys = keys[::10]
     np.random.RandomState(seed).shuffle(ref_keys)
     ref_keys = ref_keys[:max(1, batch_label_count // per_image)]
@@ -74,8 +76,10 @@ def split_legacy_train(train, batch_label_count: int = 5000, seed: int = 0):
     ref = ImageLabels({k: train[k] for k in ref_keys})
     rest = ImageLabels({k: train[k] for k in keys if k not in ref_set})
     if len(rest.classes_set & ref.classes_set) < 2:
-        # Too few images to hold a reference set out (0.6 failed here): the
-        # reference set becomes the training set itself.
-        logger.warning("Only %d images: the reference set is the training set.", len(keys))
+        # Too few images to hold a reference set out (0.6 refused fewer than
+        # 10): the training set doubles as the reference set.
+        logger.warning("The reference set (every 10th of %d training images) shares fewer"
+                       " than 2 classes with the rest: the training set is also the"
+                       " reference set.", len(keys))
         return train, train
     return rest, ref
