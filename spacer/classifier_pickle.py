@@ -178,9 +178,11 @@ def _patch_estimator(estimator: object) -> None:
         # 'log' became 'log_loss' in scikit-learn 1.1 and was removed in 1.3.
         if estimator.loss == 'log':
             estimator.loss = 'log_loss'
-        if isinstance(getattr(estimator, 'loss_function_', None),
-                      LegacySGDLoss):
-            del estimator.loss_function_
+        # loss_function_ / _loss_function_ of old releases: not used to
+        # predict, and its stand-in must not be stored again.
+        for name, value in list(vars(estimator).items()):
+            if isinstance(value, LegacySGDLoss):
+                delattr(estimator, name)
 
 
 def upgrade_classifier(clf: CalibratedClassifierCV) -> CalibratedClassifierCV:
