@@ -19,7 +19,7 @@ from spacer.storage import load_classifier
 from tests.mainjob.report_parsing import parse_report
 from workers.cli import main
 from workers.mainjob.demo import accuracy_against_truth
-from workers.mainjob.pipeline import JobSpec, run_job
+from workers.mainjob.pipeline import JobError, JobSpec, run_job
 from workers.mainjob.predictions import read_csv
 from workers.mainjob.synthetic import SurveySpec, generate_survey
 
@@ -149,6 +149,23 @@ def test_rerun_reuses_features_and_classifier(tiny_survey, default_choice,
     # Different training settings retrain on the same features.
     fourth = run_job(spec_for(tiny_survey, output, default_choice, epochs=3))
     assert (fourth.images_extracted, fourth.trained) == (0, True)
+
+
+def test_an_image_that_fails_extraction(tiny_survey, default_choice, tmp_path):
+    photo = tiny_survey.images_dir / 'survey_008.jpg'
+    data = photo.read_bytes()
+    photo.write_bytes(data[:len(data) // 2])         # header intact, body cut
+    output = tmp_path / 'out'
+    with pytest.raises(JobError) as failure:
+        run_job(spec_for(tiny_survey, output, default_choice))
+    assert 'Feature extraction failed for 1 images' in str(failure.value)
+    assert 'survey_008.jpg' in str(failure.value)
+    assert len(feature_mtimes(output)) == 7          # the rest is kept
+
+    outcome = run_job(spec_for(tiny_survey, output, default_choice,
+                               skip_invalid=True))
+    assert (outcome.images_extracted, outcome.images_reused) == (0, 7)
+    assert {p.name for p in outcome.predictions} == {'survey_007.jpg'}
 
 
 def test_killed_run_resumes_where_it_stopped(default_choice, tmp_path):

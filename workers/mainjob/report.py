@@ -29,6 +29,7 @@ th { background: #f2f2f2; }
 figure { margin: 1em 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: 0.9em; }
+#summary td { text-align: left; }
 .notice { background: #fff6d5; border: 1px solid #e6c84f; padding: 0.6em 1em; }
 """
 
