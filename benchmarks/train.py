@@ -125,6 +125,8 @@ def parity_fixture(out_path: Path, workdir: Path) -> None:
                    'classify_feature': None,
                    'model_path': str(workdir / f"{case['name']}-{run}.pkl")}
             result = run_side(PYSPACER, job, workdir, case['name'])
+            if 'site-packages' not in result['spacer']:
+                raise RuntimeError(f"pyspacer side ran {result['spacer']}")
             accs.append(result['acc'])
             print(case['name'], run, result['acc'], flush=True)
         cases[case['name']] = {

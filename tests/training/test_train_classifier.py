@@ -205,3 +205,29 @@ def test_bad_call_arguments(small_split, kwargs, match):
             'clf_type': 'LR', **kwargs}
     with pytest.raises(ValueError, match=match):
         MiniBatchTrainer()(**call)
+
+
+def test_train_classifier_task_stores_a_loadable_classifier(small_split,
+                                                            tmp_path):
+    from spacer.data_classes import ValResults
+    from spacer.messages import ClassifyFeaturesMsg, TrainClassifierMsg
+    from spacer.storage import load_classifier
+    from spacer.tasks import classify_features, train_classifier
+
+    model = DataLocation('filesystem', str(tmp_path / 'model.pkl'))
+    valresult = DataLocation('filesystem', str(tmp_path / 'val.json'))
+    msg = TrainClassifierMsg(
+        job_token='t', trainer='minibatch', nbr_epochs=2, clf_type='MLP',
+        labels=small_split, previous_model_locs=[], model_loc=model,
+        valresult_loc=valresult)
+
+    result = train_classifier(msg)
+
+    clf = load_classifier(model)
+    assert isinstance(clf, CalibratedClassifierCV)
+    assert len(result.ref_accs) == 2
+    assert ValResults.load(valresult).classes == clf.classes_.tolist()
+    feature_loc = next(iter(small_split.val.keys()))
+    scores = classify_features(ClassifyFeaturesMsg('c', feature_loc, model))
+    assert scores.classes == [0, 1, 2, 3]
+    assert all(abs(sum(s) - 1) < 1e-9 for _, _, s in scores.scores)
