@@ -27,7 +27,8 @@ from __future__ import annotations
 import abc
 import time
 from io import BytesIO
-from typing import Any, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Hashable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -111,7 +112,9 @@ class FeatureExtractor(abc.ABC):
         patches, and whether data files were downloaded."""
         patches = np.asarray(patch_list, dtype=np.uint8)
         model, device, remote_loaded = self.warm_model()
-        feats = self._run_batches(model, device, [patches])
+        size = self.batch_size(device)
+        batches = (patches[i:i + size] for i in range(0, len(patches), size))
+        feats = self._run_batches(model, device, batches)
         return feats.tolist(), remote_loaded
 
     def warm_model(self) -> tuple[Any, str, bool]:
@@ -156,6 +159,9 @@ class FeatureExtractor(abc.ABC):
         return feats[inverse.reshape(-1)], remote_loaded
 
     def _run_batches(self, model, device, batches) -> np.ndarray:
+        if device.startswith('cuda'):
+            # The CPU cuts the next batch while the GPU computes this one.
+            batches = _one_ahead(batches)
         outputs = [np.asarray(self.compute_features(model, batch))
                    for batch in batches]
         return np.concatenate(outputs, axis=0) if outputs else \
@@ -217,6 +223,22 @@ class FeatureExtractor(abc.ABC):
 
     def __hash__(self):
         return hash(self.class_path())
+
+
+def _one_ahead(items: Iterator) -> Iterator:
+    """Yield from ``items`` while a thread already produces the next one."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        items = iter(items)
+        pending = pool.submit(next, items, _DONE)
+        while True:
+            item = pending.result()
+            if item is _DONE:
+                return
+            pending = pool.submit(next, items, _DONE)
+            yield item
+
+
+_DONE = object()
 
 
 def _split_rowcols(rowcols) -> tuple[np.ndarray, np.ndarray]:

@@ -45,9 +45,9 @@ class TorchEngine:
     def run(self, patches: np.ndarray) -> np.ndarray:
         with torch.inference_mode(), \
                 torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+            # Moved as uint8 (a quarter of float32's bytes), scaled there.
             x = torch.from_numpy(np.ascontiguousarray(patches))
-            if self.device.type == 'cuda':
-                x = x.pin_memory().to(self.device, non_blocking=True)
+            x = x.to(self.device)
             # NHWC uint8 viewed as NCHW is exactly channels-last.
             x = x.permute(0, 3, 1, 2).float().div_(255)
             x = x.contiguous(memory_format=torch.channels_last)

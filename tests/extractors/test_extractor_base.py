@@ -316,3 +316,23 @@ def test_auto_device_matches_cuda_availability():
 def test_bad_device_setting():
     with pytest.raises(ValueError, match='DEVICE'):
         warm.resolve_device('tpu')
+
+
+def test_one_ahead_keeps_order_and_raises():
+    from spacer.extractors.base import _one_ahead
+    assert list(_one_ahead(iter(range(7)))) == list(range(7))
+    assert list(_one_ahead(iter([]))) == []
+
+    def failing():
+        yield 1
+        raise OSError('disk gone')
+    with pytest.raises(OSError, match='disk gone'):
+        list(_one_ahead(failing()))
+
+
+def test_cuda_setting_without_gpu_is_an_error():
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('a GPU is present')
+    with pytest.raises(ValueError, match='no CUDA device'):
+        warm.resolve_device('cuda')
