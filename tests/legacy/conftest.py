@@ -1,8 +1,13 @@
-"""Shared inputs of the legacy-API tests: EfficientNet weights made once per
-session, and a fresh once-per-process warning registry for each test."""
+"""Shared inputs of the legacy-API tests: EfficientNet weights and the
+release scenario's files made once per session, and a fresh once-per-process
+warning registry where a test counts warnings."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+from tests.legacy import scenario
 
 
 @pytest.fixture(scope='session')
@@ -21,3 +26,11 @@ def fresh_legacy_warnings():
     legacy.reset_warnings()
     yield
     legacy.reset_warnings()
+
+
+@pytest.fixture(scope='session')
+def base(tmp_path_factory, weights_state) -> Path:
+    """The files the release messages name (tests only read them)."""
+    directory = tmp_path_factory.mktemp('scenario')
+    scenario.build(directory, weights_state)
+    return directory

@@ -151,3 +151,17 @@ def test_image_labels_json_forms():
     assert ImageLabels.deserialize(current.serialize()) == current  # 0.13 on
     with pytest.raises(MessageError, match='not a DataLocation'):
         ImageLabels.deserialize({'{"storage_type": "filesystem"': [[1, 2, 3]]})
+
+
+def test_07_to_012_json_takes_storage_from_features_loc():
+    """Before 0.13 a label key was a plain path; features_loc held the storage."""
+    stored = TrainClassifierMsg.example().serialize()
+    stored.pop('trainer')
+    stored['trainer_name'] = 'minibatch'
+    stored['features_loc'] = {'storage_type': 's3', 'key': '', 'bucket_name': 'bkt'}
+    stored['labels'] = {s: {f'feats/{s}.fv': [[1, 1, 1], [2, 2, 2]]}
+                        for s in ('train', 'ref', 'val')}
+    msg = TrainClassifierMsg.deserialize(json.loads(json.dumps(stored)))
+    for s in ('train', 'ref', 'val'):
+        assert list(msg.labels[s].keys()) == [DataLocation('s3', f'feats/{s}.fv', 'bkt')]
+    assert 'features_loc' not in msg.serialize()
