@@ -103,7 +103,9 @@ class OnnxEngine:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or available_cpus()
+        # torch.get_num_threads() honours OMP_NUM_THREADS and
+        # torch.set_num_threads, so workers sharing a host can split cores.
+        options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = \
             ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -114,13 +116,6 @@ class OnnxEngine:
     def run(self, patches: np.ndarray) -> np.ndarray:
         return self.session.run(
             None, {self.input_name: to_unit_nchw(patches)})[0]
-
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def cpu_onnx_engine(model_factory, name: str, digest: str,
