@@ -18,7 +18,6 @@ from spacer.data_classes import DataLocation, ValResults
 from spacer.storage import load_classifier
 from tests.mainjob.report_parsing import parse_report
 from workers.cli import main
-from workers.mainjob.demo import accuracy_against_truth
 from workers.mainjob.pipeline import JobError, JobSpec, run_job
 from workers.mainjob.predictions import read_csv
 from workers.mainjob.synthetic import SurveySpec, generate_survey

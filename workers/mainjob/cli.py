@@ -20,6 +20,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _ratio(text: str) -> float:
     value = float(text)
     if not 0 < value < 0.5:
@@ -39,7 +46,8 @@ def _add_training_options(parser: argparse.ArgumentParser,
 
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--report-images', type=int, default=4, metavar='N',
+    parser.add_argument('--report-images', type=_non_negative_int, default=4,
+                        metavar='N',
                         help='photos with predicted points drawn in the '
                              'report (default: %(default)s)')
     parser.add_argument('-q', '--quiet', action='store_true',
@@ -58,8 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             'embedded in-process worker by default, a fleet when '
             'SPACER_BROKER_URL is set (the output folder and images must '
             'then be on storage the workers share). Re-running resumes: '
-            'features and a classifier that are already done are reused.'),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+            'features and a classifier that are already done are reused.'))
     run.add_argument('images', type=Path, help='folder of survey photos')
     run.add_argument('annotations', type=Path,
                      help='CoralNet annotation CSV (columns Name, Row, Column, '
@@ -67,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument('--points', type=Path, metavar='CSV',
                      help='points to classify (columns Name, Row, Column)')
     run.add_argument('-o', '--output', type=Path, default=Path('spacer-output'),
-                     help='output folder')
+                     help='output folder (default: %(default)s)')
     source = run.add_mutually_exclusive_group()
     source.add_argument('--weights', type=Path, metavar='FILE',
                         help="EfficientNet-B0 weights (a torch file holding "
@@ -81,12 +88,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     split = run.add_argument_group('evaluation')
     split.add_argument('--split', choices=('images', 'points'), default='images',
                        help='hold out whole images (honest for new photos) or '
-                            'points stratified by label')
+                            'points stratified by label (default: %(default)s)')
     split.add_argument('--val-ratio', type=_ratio, default=0.1,
-                       help='share of annotations held out for validation')
+                       help='share of annotations held out for validation '
+                            '(default: %(default)s)')
     split.add_argument('--ref-ratio', type=_ratio, default=0.1,
                        help='share held out as the reference set (per-epoch '
-                            'accuracy and score calibration)')
+                            'accuracy and score calibration; default: %(default)s)')
     run.add_argument('--skip-invalid', action='store_true',
                      help='leave out invalid CSV rows and images that fail '
                           'extraction instead of stopping')
@@ -100,19 +108,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             'label, CoralNet-style annotations, points to classify with their '
             'true labels), run the main job on it with the built-in default '
             'extractor, and print where the report is. Needs no weights, no '
-            'broker and no network; takes a few minutes on 2 CPU cores.'),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+            'broker and no network; takes a few minutes on 2 CPU cores.'))
     demo.add_argument('-d', '--folder', type=Path, default=Path('spacer-demo'),
-                      help='where the survey and the results go')
+                      help='where the survey and the results go '
+                           '(default: %(default)s)')
     demo.add_argument('--images', type=_positive_int, default=16,
-                      help='annotated photos to generate')
-    demo.add_argument('--new-images', type=int, default=4,
-                      help='unannotated photos to classify')
+                      help='annotated photos to generate (default: %(default)s)')
+    demo.add_argument('--new-images', type=_non_negative_int, default=4,
+                      help='unannotated photos to classify (default: %(default)s)')
     demo.add_argument('--points-per-image', type=_positive_int, default=25,
-                      help='points per photo')
+                      help='points per photo (default: %(default)s)')
     demo.add_argument('--size', default='640x480', metavar='WxH',
-                      help='photo size in pixels')
-    demo.add_argument('--seed', type=int, default=0, help='dataset seed')
+                      help='photo size in pixels (default: %(default)s)')
+    demo.add_argument('--seed', type=int, default=0,
+                      help='dataset seed (default: %(default)s)')
     # A small survey makes one training batch per epoch: give it more.
     _add_training_options(demo, epochs=30)
     _add_output_options(demo)
@@ -125,7 +134,11 @@ def _choose_extractor(args: argparse.Namespace):
         return extractor_choice.from_weights(args.weights)
     if getattr(args, 'extractor', None):
         return extractor_choice.from_json(args.extractor)
-    return extractor_choice.default()
+    return extractor_choice.default(say=_say)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def _fail(text: str, status: int) -> int:

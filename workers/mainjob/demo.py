@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,7 +24,11 @@ class DemoResult:
     accuracy_on_new: float | None
 
 
-def _survey(folder: Path, spec: SurveySpec) -> SurveyDataset:
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _survey(folder: Path, spec: SurveySpec, say) -> SurveyDataset:
     """Generate the survey unless the same one is already there."""
     marker = folder / 'spec.json'
     wanted = json.dumps(asdict(spec), sort_keys=True)
@@ -33,6 +38,11 @@ def _survey(folder: Path, spec: SurveySpec) -> SurveyDataset:
             folder, folder / 'images', folder / 'annotations.csv',
             folder / 'points.csv' if has_new else None,
             folder / 'truth.csv' if has_new else None, spec.labels)
+    say(f"Generating a synthetic survey in {folder}: "
+        f"{spec.annotated_images} annotated and {spec.unannotated_images} "
+        f"new photos of {spec.width} x {spec.height} pixels, "
+        f"{spec.points_per_image} points each, labels "
+        f"{', '.join(spec.labels)}.")
     dataset = generate_survey(folder, spec)
     marker.write_text(wanted)
     return dataset
@@ -62,8 +72,9 @@ def run_demo(folder: Path | str, annotated_images: int = 16,
                       unannotated_images=new_images,
                       width=size[0], height=size[1],
                       points_per_image=points_per_image, seed=seed)
-    dataset = _survey(folder / 'survey', spec)
-    choice = extractor_choice or choices.default()
+    say = say or _stderr
+    dataset = _survey(folder / 'survey', spec, say)
+    choice = extractor_choice or choices.default(say=say)
     job = JobSpec(
         images_dir=dataset.images_dir, annotations_csv=dataset.annotations_csv,
         points_csv=dataset.points_csv, output_dir=folder / 'output',
@@ -73,8 +84,7 @@ def run_demo(folder: Path | str, annotated_images: int = 16,
         # label is in every set; the new photos give the per-image figure.
         split='points', ref_ratio=0.1, val_ratio=0.2,
         images_in_report=images_in_report, show_progress=show_progress)
-    if say is not None:
-        job.say = say
+    job.say = say
     outcome = run_job(job, dispatcher)
     accuracy = (accuracy_against_truth(outcome, dataset.truth_csv)
                 if dataset.truth_csv else None)

@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from spacer.data_classes import DataLocation
 
@@ -72,13 +73,16 @@ def default_weights_dir() -> Path:
     return Path(base) / 'spacer'
 
 
-def default(folder: Path | str | None = None, seed: int = 0
-            ) -> ExtractorChoice:
+def default(folder: Path | str | None = None, seed: int = 0,
+            say: Callable[[str], None] | None = None) -> ExtractorChoice:
     """The weights-free default extractor, its weights file made once in
     `folder` (default: `default_weights_dir()`) and reused after."""
     from spacer.extractors.default_weights import default_extractor
-    extractor = default_extractor(
-        Path(folder) if folder else default_weights_dir(), seed=seed)
+    folder = Path(folder) if folder else default_weights_dir()
+    if say is not None:
+        say(f"Preparing the default extractor in {folder} (the first time "
+            "this builds its weights: a few seconds to a minute)...")
+    extractor = default_extractor(folder, seed=seed)
     path = extractor.data_locations['weights'].key
     note = (f"No weights given: using the built-in default extractor, a "
             f"randomly initialized EfficientNet-B0 (fixed seed {seed}, "

@@ -201,7 +201,10 @@ def _train(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
                                   split_ratios=(spec.ref_ratio, spec.val_ratio),
                                   split_mode=SPLIT_MODES[spec.split])
     except Exception as err:
-        raise JobError(f"Cannot train on these annotations: {err}") from err
+        hint = (" With few images, holding out whole images can leave a "
+                "label out of a set: try --split points."
+                if spec.split == 'images' else '')
+        raise JobError(f"Cannot train on these annotations: {err}{hint}") from err
     message = TrainClassifierMsg(
         job_token='spacer-run', trainer='minibatch', nbr_epochs=spec.epochs,
         clf_type=spec.clf_type, labels=split, previous_model_locs=[],
@@ -283,6 +286,30 @@ def _describe_extractor(spec: JobSpec, store: FeatureStore) -> str:
     return f"{name} ({files or 'no data files'}), id {store.identity}"
 
 
+def _summary(spec: JobSpec, images: dict[str, _Image], images_dir: Path,
+             predictions: list[Prediction], skipped: list[CsvIssue],
+             store: FeatureStore, extracted: int, reused: int, record: dict,
+             seconds: float) -> list[tuple[str, str]]:
+    """The report's table of what this run did."""
+    annotated = [image for image in images.values() if image.annotations]
+    return [
+        ('Images folder', str(images_dir)),
+        ('Annotations', f"{sum(len(i.annotations) for i in annotated)} "
+                        f"points on {len(annotated)} images"),
+        ('Points classified', f"{len(predictions)} on "
+                              f"{len({p.name for p in predictions})} images"),
+        ('Invalid rows left out', str(len(skipped))),
+        ('Feature extractor', _describe_extractor(spec, store)),
+        ('Features', f"{extracted} images extracted, {reused} reused"),
+        ('Classifier', f"{spec.clf_type}, {spec.epochs} epochs, split by "
+                       f"{spec.split}: {record.get('train_points')} train / "
+                       f"{record.get('ref_points')} reference / "
+                       f"{record.get('val_points')} validation points"),
+        ('Reference accuracy by epoch', _epochs_summary(record)),
+        ('Run time', f"{seconds:.1f} s"),
+    ]
+
+
 def run_job(spec: JobSpec, dispatcher: Dispatcher | None = None,
             inputs: CheckedInputs | None = None) -> JobOutcome:
     """Run the whole main job; raise CsvInputError or JobError with a
@@ -335,22 +362,8 @@ def run_job(spec: JobSpec, dispatcher: Dispatcher | None = None,
     write_csv(paths['predictions'], predictions)
 
     accuracy = metrics.overall_accuracy(valresults)
-    summary = [
-        ('Images folder', str(images_dir)),
-        ('Annotations', f"{sum(len(i.annotations) for i in images.values())} "
-                        f"points on {sum(1 for i in images.values() if i.annotations)} images"),
-        ('Points classified', f"{len(predictions)} on "
-                              f"{len({p.name for p in predictions})} images"),
-        ('Invalid rows left out', str(len(skipped))),
-        ('Feature extractor', _describe_extractor(spec, store)),
-        ('Features', f"{extracted} images extracted, {reused} reused"),
-        ('Classifier', f"{spec.clf_type}, {spec.epochs} epochs, split by "
-                       f"{spec.split}: {record.get('train_points')} train / "
-                       f"{record.get('ref_points')} reference / "
-                       f"{record.get('val_points')} validation points"),
-        ('Reference accuracy by epoch', _epochs_summary(record)),
-        ('Run time', f"{time.time() - started:.1f} s"),
-    ]
+    summary = _summary(spec, images, images_dir, predictions, skipped, store,
+                       extracted, reused, record, time.time() - started)
     notices = [spec.extractor_note] if spec.extractor_note else []
     write_report(paths['report'], ReportContent(
         valresults=valresults, summary=summary, notices=notices,
