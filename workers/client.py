@@ -26,7 +26,6 @@ and collect results from a periodic job with ``client.poll(task_ids)``.
 """
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable

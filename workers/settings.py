@@ -40,7 +40,7 @@ default): raise that above the train hard limit on the RabbitMQ server.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from spacer import config
@@ -89,7 +89,6 @@ class WorkerSettings:
     dead_letter_max: int
     result_expires: int
     concurrency: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def embedded(self) -> bool:

@@ -9,12 +9,15 @@ Around ``run(message)``:
    retries are spent; anything else fails now. A failure is raised as
    ``RemoteError(class name, message)`` so the caller reads both intact;
 3. release the job key unless a retry is coming.
-Dead letters are written by the ``task_failure`` signal
-(``policies.dead_letters``), which also sees failures outside the body.
+A failure other than bad input is kept as a dead letter before its result
+is stored; the ``task_failure`` hook (``policies.dead_letters``) keeps the
+failures the body never saw (hard time limits, retries of a dead process
+spent).
 """
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from celery import Task
@@ -22,7 +25,7 @@ from celery.exceptions import Retry
 
 from workers.errors import DuplicateJobError, RemoteError
 from workers.keystore import store_for
-from workers.policies import dedup
+from workers.policies import dead_letters, dedup
 from workers.policies.failures import Failure, classify
 from workers.policies.retries import backoff_delay, should_retry
 
@@ -82,4 +85,9 @@ class SpacerTask(Task):
                          self.request.id, kind.value, retries, exc_info=exc)
         error = RemoteError.from_exception(exc)
         error.failure = kind
+        # Kept before the failure is stored, so a caller who sees FAILURE
+        # finds the dead letter; the task_failure hook then skips it.
+        error.dead_lettered = dead_letters.record_failure(
+            self, self.request.id, error, (self.request.args or [None])[:1],
+            traceback=traceback.format_exc()) if self.request.id else False
         return error

@@ -83,3 +83,23 @@ def test_a_finished_job_may_run_again(client, tmp_path):
 def test_unknown_task_name_is_refused_before_sending(client):
     with pytest.raises(ValueError, match='Unknown task'):
         client.submit('extract', {'job_token': 'x'})
+
+
+def test_spent_retries_leave_exactly_one_dead_letter(tmp_path):
+    from dataclasses import replace
+
+    from spacer.data_classes import DataLocation
+    from tests.conftest import free_port
+    from workers.keystore import store_for
+    from workers.policies import dead_letters
+    # Queues of its own: the module's embedded worker must not take these.
+    queues = {kind: f'no-retry-{kind}' for kind in ('extract', 'train', 'classify')}
+    client = Client(make_app(replace(load(), retry_max=0, queues=queues)))
+    scenario = Scenario('filesystem', str(tmp_path), n_images=1)
+    msg = scenario.extract_msg(0)
+    msg.image_loc = DataLocation('url', f'http://127.0.0.1:{free_port()}/img.png')
+    task_id = client.submit('extract_features', msg)
+    outcome = client.wait_result(task_id, 30)
+    assert outcome.error_type == 'URLDownloadError'
+    kept = [e for e in dead_letters.entries(store_for(client.app)) if e['task_id'] == task_id]
+    assert len(kept) == 1 and kept[0]['message'] == msg.serialize()

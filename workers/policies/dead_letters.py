@@ -93,6 +93,8 @@ def _on_task_failure(sender: Any = None, task_id: str | None = None,
         return
     if not hasattr(sender.app, 'spacer_settings'):
         return
+    if getattr(exception, 'dead_lettered', False):
+        return  # the task body kept it already
     record_failure(sender, task_id, exception, args,
                    traceback=getattr(einfo, 'traceback', None))
 
