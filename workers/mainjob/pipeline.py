@@ -221,6 +221,9 @@ def _train(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
             spec.say("Reusing the classifier trained by an earlier run on the "
                      "same features and labels.")
             return False, record
+    # From here until the new record is written, no record vouches for
+    # whatever classifier file lies there (a crash mid-training).
+    record_path.unlink(missing_ok=True)
     spec.say(f"Training a {spec.clf_type} classifier: "
              f"{split.train.label_count} training, {split.ref.label_count} "
              f"reference and {split.val.label_count} validation points, "
