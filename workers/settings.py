@@ -65,10 +65,14 @@ WORKER_SETTINGS: tuple[tuple[str, type, Any], ...] = (
     ('WORKER_CONCURRENCY', int, 0),  # 0: chosen per queue kind
 )
 
+_WORKER_NAMES = {name for name, _, _ in WORKER_SETTINGS}
+
 
 def read(name: str, value_type: type = str, default: Any = None) -> Any:
-    """One setting: through ``config.get`` when the library declares it."""
-    if name in getattr(config, 'SETTINGS_BY_NAME', {}):
+    """One setting. The worker-policy names are re-read from their sources on
+    every call (a test or an operator may change the environment before
+    ``load()``); the library's own names come through ``config.get``."""
+    if name in getattr(config, 'SETTINGS_BY_NAME', {}) and name not in _WORKER_NAMES:
         return config.get(name)
     return config.get_config_value(name, value_type, default)
 
