@@ -40,12 +40,13 @@ def image_of_mode(mode: str, height: int, width: int, seed: int = 0):
     return grey.convert(mode)
 
 
+@pytest.mark.parametrize('from_regions', [True, False])
 @pytest.mark.parametrize('mode', MODES)
-def test_every_mode_matches_padded_reference(mode):
+def test_every_mode_matches_padded_reference(mode, from_regions):
     im = image_of_mode(mode, 300, 260)
     assert im.mode == mode
     points = border_points(300, 260) + [(150, 120), (5, 250)]
-    ours = crop_patches(im, points, 224)
+    ours = PatchCropper(im, 224, from_regions).crop(points)
     assert ours.shape == (len(points), 224, 224, 3)
     assert ours.dtype == np.uint8
     np.testing.assert_array_equal(ours, padded_reference_crops(im, points))
@@ -54,11 +55,26 @@ def test_every_mode_matches_padded_reference(mode):
 @pytest.mark.parametrize('height,width', [
     (1, 1), (1, 7), (2, 3), (5, 400), (50, 80), (112, 113), (223, 224),
     (224, 224), (225, 226), (448, 449), (600, 300)])
-def test_sizes_around_patch_size(height, width):
+@pytest.mark.parametrize('from_regions', [True, False])
+def test_sizes_around_patch_size(height, width, from_regions):
     im = image_of_mode('RGB', height, width, seed=height * 1000 + width)
-    points = border_points(height, width)
-    np.testing.assert_array_equal(crop_patches(im, points, 224),
+    points = border_points(height, width) + [(height // 3, width // 5)]
+    np.testing.assert_array_equal(
+        PatchCropper(im, 224, from_regions).crop(points),
+        padded_reference_crops(im, points))
+
+
+def test_regions_chosen_for_few_points_on_a_large_image():
+    im = image_of_mode('RGB', 1000, 1200)
+    cropper = PatchCropper(im, 224)
+    points = [(0, 0), (500, 600), (999, 1199)]
+    np.testing.assert_array_equal(cropper.crop(points),
                                   padded_reference_crops(im, points))
+    assert cropper._array is None   # the image was never copied whole
+    many = [(r, r) for r in range(0, 1000, 10)]
+    np.testing.assert_array_equal(cropper.crop(many),
+                                  padded_reference_crops(im, many))
+    assert cropper._array is not None
 
 
 def test_point_sits_at_112():
