@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import os
 import time
 from logging import getLogger
 
@@ -181,14 +182,19 @@ class MiniBatchTrainer(ClassifierTrainer):
     def _train_lr(self, train: LabelledArrays, ref: LabelledArrays,
                   classes: np.ndarray, nbr_epochs: int) \
             -> tuple[object, list[float]]:
+        # One-vs-rest problems are independent (each has its own seed), so
+        # fitting them on all cores changes nothing but the time; n_jobs
+        # goes back to pyspacer's None before the classifier is stored.
         clf = SGDClassifier(loss=self.sgd_loss, average=self.sgd_average,
-                            random_state=self.sgd_random_state)
+                            random_state=self.sgd_random_state,
+                            n_jobs=os.cpu_count())
         ref_accs = []
         for epoch in range(nbr_epochs):
             for x, y in train.batches(seed=epoch, batch_size=self.batch_size):
                 clf.partial_fit(x, y, classes=classes)
             ref_accs.append(calc_acc(ref.labels, clf.predict(ref.features)))
             logger.debug("Epoch %d, acc: %s", epoch, ref_accs[-1])
+        clf.set_params(n_jobs=None)
         return clf, ref_accs
 
     def train(self, labels: TrainingTaskLabels, nbr_epochs: int,

@@ -60,3 +60,24 @@ def test_parallel_loading_keeps_order_for_many_files(tmp_path):
         labels.add_image(loc, [(1, 1, i % 2)])
     with load_labelled_arrays(labels) as arrays:
         assert arrays.features[:, 0].tolist() == list(range(40))
+
+
+def test_remote_features_load_in_parallel_once(s3_settings, small_source):
+    """Feature files on S3 (moto's server): read once per task, on many
+    threads, into the same arrays as from local files."""
+    from spacer.data_classes import ImageFeatures, ImageLabels
+    from spacer.training.feature_arrays import REMOTE_WORKERS, _workers
+
+    remote = ImageLabels()
+    for loc in list(small_source.keys())[:12]:
+        s3_loc = DataLocation('s3', f'features/{loc.filename}', s3_settings)
+        ImageFeatures.load(loc).store(s3_loc)
+        remote.add_image(s3_loc, small_source[loc])
+    local = ImageLabels({loc: small_source[loc]
+                         for loc in list(small_source.keys())[:12]})
+    assert _workers(remote) == REMOTE_WORKERS
+
+    with load_labelled_arrays(remote) as got, \
+            load_labelled_arrays(local) as expected:
+        np.testing.assert_array_equal(got.features, expected.features)
+        np.testing.assert_array_equal(got.labels, expected.labels)
