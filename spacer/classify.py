@@ -3,8 +3,14 @@
 pyspacer calls ``predict_proba`` once per point; one call over the whole
 matrix gives the same numbers (the model is row-wise) for a fraction of the
 cost. Scores are calibrated probabilities in ``clf.classes_`` order.
+
+An image has at most a few thousand points: too few for a second BLAS
+thread to pay, and on a busy machine a waiting BLAS thread made the call
+~3x slower, so scoring runs BLAS on one thread (process-wide while it runs).
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
@@ -13,6 +19,12 @@ from spacer.exceptions import RowColumnMismatchError
 from spacer.train_utils import check_feature_dim
 
 Score = tuple[int | None, int | None, list[float]]
+
+
+@lru_cache(maxsize=1)
+def _threadpools():
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController()
 
 
 def _check_finite(feat: np.ndarray, rows: np.ndarray | None) -> None:
@@ -65,7 +77,8 @@ def score_features(clf, features: ImageFeatures,
         rows = cols = None
 
     _check_finite(feat, None if rows is None else (rows, cols))
-    proba = clf.predict_proba(feat).tolist()
+    with _threadpools().limit(limits=1, user_api='blas'):
+        proba = clf.predict_proba(feat).tolist()
     if rows is None:
         return [(None, None, p) for p in proba]
     return [(int(r), int(c), p) for r, c, p in zip(rows.tolist(),
