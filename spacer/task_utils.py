@@ -76,7 +76,6 @@ def _split_by_vectors(labels: ImageLabels, sizes: tuple[int, int, int]) \
     train_size, ref_size, val_size = sizes
     keys = list(labels.keys())
     random.Random(0).shuffle(keys)
-    remaining = iter(keys)
 
     sets: dict[str, dict] = {name: {} for name in SET_NAMES}
     next_key = 0
