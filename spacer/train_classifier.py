@@ -154,7 +154,7 @@ class MiniBatchTrainer(ClassifierTrainer):
     def _train_mlp(self, train: LabelledArrays, ref: LabelledArrays,
                    classes: np.ndarray, nbr_epochs: int) \
             -> tuple[object, list[float]]:
-        from spacer.training.torch_mlp import torch_thread_count, torch_threads
+        from spacer.training.torch_optim import torch_thread_count, torch_threads
 
         with torch_thread_count(torch_threads()):
             return self._train_torch_mlp(train, ref, classes, nbr_epochs)
