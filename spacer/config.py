@@ -55,6 +55,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting('MAX_POINTS_PER_IMAGE', int, 1000, 'most points accepted per image'),
     Setting('TRAINING_BATCH_LABEL_COUNT', int, 5000,
             'labels per training batch; also caps the reference set'),
+    Setting('TRAINING_IN_MEMORY_MB', int, 2048,
+            'training sets larger than this are memory-mapped from a temporary file'),
+    Setting('TRAINING_TORCH_THREADS', int, 1, 'torch threads used to train the MLP'),
     # What a distributed deployment adds.
     Setting('S3_ENDPOINT_URL', str, None,
             'endpoint of an S3-compatible store (MinIO, moto); unset = AWS'),

@@ -52,11 +52,18 @@ def _feature_cache(msg: TrainClassifierMsg, labels):
 
 def train_classifier(msg: TrainClassifierMsg) -> TrainClassifierReturnMsg:
     from spacer.task_utils import preprocess_labels
+    from spacer.train_classifier import MiniBatchTrainer
     labels = preprocess_labels(msg.labels)
     previous = [load_classifier(loc) for loc in msg.previous_model_locs]
+    extra = {}
+    if isinstance(msg.trainer, MiniBatchTrainer) and msg.feature_cache_dir not in (
+            TrainClassifierMsg.FeatureCache.AUTO, TrainClassifierMsg.FeatureCache.DISABLED):
+        # Large sets are memory-mapped under the folder the message names.
+        # (A user's pyspacer-style trainer takes only the four arguments.)
+        extra['feature_cache_dir'] = str(msg.feature_cache_dir)
     with _feature_cache(msg, labels), config.log_entry_and_exit('actual training'):
         clf, val_results, return_msg = msg.trainer(
-            labels, msg.nbr_epochs, previous, msg.clf_type)
+            labels, msg.nbr_epochs, previous, msg.clf_type, **extra)
     with config.log_entry_and_exit('storing classifier and val res'):
         store_classifier(msg.model_loc, clf)
         val_results.store(msg.valresult_loc)
