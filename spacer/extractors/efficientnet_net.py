@@ -153,6 +153,11 @@ def strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) \
         for k, v in state_dict.items())
 
 
+def _shape_of(value: object) -> tuple | str:
+    return tuple(value.shape) if isinstance(value, torch.Tensor) \
+        else type(value).__name__
+
+
 def load_b0(checkpoint: object) -> EfficientNetB0:
     """
     An EfficientNetB0 in eval mode from a loaded checkpoint
@@ -185,12 +190,9 @@ def load_b0(checkpoint: object) -> EfficientNetB0:
             f" (lukemelas layout): {len(missing)} missing keys"
             f" {missing[:3]}, {len(unexpected)} unexpected keys"
             f" {unexpected[:3]}.")
-    wrong = [(k, tuple(getattr(v, 'shape', ())) if isinstance(
-                 v, torch.Tensor) else type(v).__name__,
-              tuple(expected[k].shape))
+    wrong = [(k, _shape_of(v), tuple(expected[k].shape))
              for k, v in state_dict.items()
-             if not isinstance(v, torch.Tensor)
-             or tuple(v.shape) != tuple(expected[k].shape)]
+             if _shape_of(v) != tuple(expected[k].shape)]
     if wrong:
         raise WeightsFormatError(
             "Weights file has tensors of the wrong shape for EfficientNet-B0"

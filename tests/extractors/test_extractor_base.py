@@ -336,3 +336,13 @@ def test_cuda_setting_without_gpu_is_an_error():
         pytest.skip('a GPU is present')
     with pytest.raises(ValueError, match='no CUDA device'):
         warm.resolve_device('cuda')
+
+
+def test_checkpoint_from_before_num_batches_tracked_loads(tmp_path,
+                                                          b0_state_dict):
+    old_style = {k: v for k, v in b0_state_dict.items()
+                 if not k.endswith('num_batches_tracked')}
+    extractor = _extractor_for_bytes(tmp_path,
+                                     _torch_bytes({'net': old_style}))
+    features, _ = extractor(small_image(), [(1, 1)])
+    assert features.feat.shape == (1, 1280)
