@@ -24,8 +24,8 @@ class DummyExtractor(FeatureExtractor):
         # Match the feature_dim of any classifier these features will meet.
         if isinstance(feature_dim, bool) or not isinstance(
                 feature_dim, (int, np.integer)) or feature_dim < 1:
-            raise ValueError(
-                f"feature_dim must be a positive integer, not {feature_dim!r}.")
+            raise ValueError(f"feature_dim must be a positive integer,"
+                             f" not {feature_dim!r}.")
         self._feature_dim = int(feature_dim)
 
     @classmethod

@@ -3,11 +3,10 @@ that tell textures apart."""
 from __future__ import annotations
 
 import hashlib
+import os
 
 import numpy as np
-import pytest
 
-from spacer import config
 from spacer.extractors.default_weights import (
     build_default_state_dict, default_extractor, texture_patches,
     write_default_weights)
@@ -81,9 +80,9 @@ def test_default_extractor_reuses_its_file(tmp_path, monkeypatch):
         lambda seed, n: build_default_state_dict(seed, 8))
     first = default_extractor(tmp_path, seed=2)
     path = first.data_locations['weights'].key
-    mtime = __import__('os').stat(path).st_mtime_ns
+    mtime = os.stat(path).st_mtime_ns
     second = default_extractor(tmp_path, seed=2)
-    assert second == first and __import__('os').stat(path).st_mtime_ns \
+    assert second == first and os.stat(path).st_mtime_ns \
         == mtime
     assert first.data_hashes['weights'] == hashlib.sha256(
         open(path, 'rb').read()).hexdigest()
