@@ -157,6 +157,61 @@ def run_worker(impl: str, folder: Path, image, weights, digest, rowcols,
     return result
 
 
+def paired_forward(image, weights, digest, rounds: int = 5) -> None:
+    """Forward pass alone, ours and pyspacer's network (efficientnet-pytorch,
+    the code pyspacer adapted: eager NCHW, batches of 10) on the same 30
+    patches, alternating, so a busy machine slows both alike."""
+    import numpy as np
+    import torch
+    from efficientnet_pytorch import EfficientNet
+    from PIL import Image
+
+    from spacer.data_classes import DataLocation
+    from spacer.extractors import EfficientNetExtractor
+    from spacer.extractors.utils import crop_patches
+
+    im = Image.open(image)
+    rng = np.random.default_rng(1)
+    patches = crop_patches(im, np.stack([rng.integers(0, 3000, 30),
+                                         rng.integers(0, 4000, 30)], 1))
+    extractor = EfficientNetExtractor(
+        data_locations={'weights': DataLocation('filesystem', str(weights))},
+        data_hashes={'weights': digest})
+    ours, device, _ = extractor.warm_model()
+    reference = EfficientNet.from_name('efficientnet-b0', num_classes=1275)
+    reference.load_state_dict(
+        torch.load(weights, weights_only=True)['net'])
+    reference.eval()
+
+    def run_ours():
+        size = extractor.batch_size(device)
+        return np.concatenate([extractor.compute_features(
+            ours, patches[i:i + size]) for i in range(0, 30, size)])
+
+    def run_reference():
+        x = torch.from_numpy(patches).permute(0, 3, 1, 2).float() / 255
+        with torch.no_grad():
+            return torch.cat([reference._avg_pooling(
+                reference.extract_features(x[i:i + 10])).flatten(1)
+                for i in range(0, 30, 10)]).numpy()
+
+    timings = {'ours': [], 'reference': []}
+    for _ in range(rounds):
+        for name, fn in (('ours', run_ours), ('reference', run_reference)):
+            start = time.perf_counter()
+            out = fn()
+            timings[name].append((time.perf_counter() - start) / 30 * 1000)
+            if name == 'ours':
+                ours_out = out
+    diff = np.abs(ours_out - run_reference()).max()
+    ours_ms = float(np.median(timings['ours']))
+    ref_ms = float(np.median(timings['reference']))
+    print(f'forward only, 30 patches, {type(ours).__name__} on {device}:'
+          f' ours {ours_ms:.1f} ms/patch, pyspacer\'s network'
+          f' {ref_ms:.1f} ms/patch, {ref_ms / ours_ms:.2f}x,'
+          f' max |diff| {diff:.1e}')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--worker', action='store_true',
@@ -198,6 +253,9 @@ def main() -> None:
                    rowcol_files[args.points[0]], 0, args.device)
         print(f'ours, first process ever (model build, ONNX export if CPU):'
               f' {time.perf_counter() - t0:.1f} s')
+
+    if 'ours' in impls and args.device == 'cpu':
+        paired_forward(image, weights, digest)
 
     results: dict[int, dict[str, dict]] = {}
     for n in args.points:
