@@ -4,8 +4,8 @@
 regression, ``partial_fit`` over batches of ``batch_size`` labels, images
 shuffled with the epoch number as seed, reference accuracy after each epoch,
 sigmoid calibration on the reference set) but reads every feature file once
-per task instead of once per epoch, and trains the MLP with PyTorch (see
-``spacer.training``).
+per task instead of once per epoch, trains the MLP with PyTorch and the LR
+with a compiled copy of scikit-learn's SGD steps (see ``spacer.training``).
 """
 from __future__ import annotations
 
@@ -182,9 +182,12 @@ class MiniBatchTrainer(ClassifierTrainer):
     def _train_lr(self, train: LabelledArrays, ref: LabelledArrays,
                   classes: np.ndarray, nbr_epochs: int) \
             -> tuple[object, list[float]]:
-        # One-vs-rest problems are independent (each has its own seed), so
-        # fitting them on all cores changes nothing but the time; n_jobs
-        # goes back to pyspacer's None before the classifier is stored.
+        if self.sgd_loss == 'log_loss':
+            return self._train_fast_lr(train, ref, classes, nbr_epochs)
+        # Other losses: scikit-learn itself. One-vs-rest problems are
+        # independent (each has its own seed), so fitting them on all cores
+        # changes nothing but the time; n_jobs goes back to pyspacer's None
+        # before the classifier is stored.
         clf = SGDClassifier(loss=self.sgd_loss, average=self.sgd_average,
                             random_state=self.sgd_random_state,
                             n_jobs=os.cpu_count())
@@ -196,6 +199,27 @@ class MiniBatchTrainer(ClassifierTrainer):
             logger.debug("Epoch %d, acc: %s", epoch, ref_accs[-1])
         clf.set_params(n_jobs=None)
         return clf, ref_accs
+
+    def _train_fast_lr(self, train: LabelledArrays, ref: LabelledArrays,
+                       classes: np.ndarray, nbr_epochs: int) \
+            -> tuple[object, list[float]]:
+        """scikit-learn's SGD steps, compiled (spacer.training.fast_sgd)."""
+        from spacer.training.fast_sgd import FastSGDLogistic, numba_threads
+        from spacer.training.torch_optim import torch_threads
+
+        model = FastSGDLogistic(classes, train.feature_dim,
+                                average=self.sgd_average,
+                                random_state=self.sgd_random_state)
+        ref_accs = []
+        with numba_threads(torch_threads()):
+            for epoch in range(nbr_epochs):
+                for x, y in train.batches(seed=epoch,
+                                          batch_size=self.batch_size):
+                    model.partial_fit(x, np.searchsorted(classes, y))
+                ref_accs.append(calc_acc(
+                    ref.labels, classes[model.predict_index(ref.features)]))
+                logger.debug("Epoch %d, acc: %s", epoch, ref_accs[-1])
+        return model.to_sklearn(ref.features[:1]), ref_accs
 
     def train(self, labels: TrainingTaskLabels, nbr_epochs: int,
               clf_type: str, feature_cache_dir: str | None = None) \
