@@ -30,11 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 
-# benchmarks/ holds modules named like the standard library's (queue.py);
-# as the script's folder it would shadow them.
-sys.path[:] = [p for p in sys.path
-               if Path(p or '.').resolve() != Path(__file__).resolve().parent]
-
 ROOT = Path(__file__).resolve().parent.parent
 OURS_PY = ROOT / '.venv' / 'bin' / 'python'
 PYSPACER_PY = ROOT / '.venv-pyspacer' / 'bin' / 'python'

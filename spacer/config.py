@@ -86,6 +86,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting('WORKER_CONCURRENCY', int, 0, 'pool processes per worker; 0 = chosen per queue kind'),
     Setting('METRICS_PORT', int, 0,
             'port of the per-worker Prometheus endpoint; 0 = off'),
+    Setting('EXTRACT_ENGINE', str, 'auto',
+            "CPU inference engine: auto (ONNX Runtime when installed), torch, onnxruntime"),
     Setting('EXTRACT_BATCH_SIZE', int, 0, 'patches per forward pass; 0 = chosen per device'),
     Setting('URL_TIMEOUT', int, 20, 'seconds before a URL download gives up'),
     Setting('URL_MAX_BYTES', int, 512 * 1024 * 1024, 'largest body a URL download accepts'),

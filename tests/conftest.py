@@ -31,6 +31,13 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"Nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+@pytest.fixture(autouse=True, scope='session')
+def _private_cache_home(tmp_path_factory):
+    """ONNX exports and other per-user caches go to a session folder, not ~/.cache."""
+    os.environ['XDG_CACHE_HOME'] = str(tmp_path_factory.mktemp('cache-home'))
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_memory_storage():
     from spacer.storage import clear_memory_storage, load_classifier

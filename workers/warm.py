@@ -145,8 +145,16 @@ def _on_process_init(**_: Any) -> None:
         raise
 
 
+def _report_extractor_load(label: str, seconds: float) -> None:
+    from workers import metrics
+    metrics.extractor_loaded.send(sender=None, extractor=label, seconds=seconds)
+
+
 def install() -> None:
     from celery.signals import worker_init, worker_process_init
+
+    from spacer.extractors import warm as library_warm
+    library_warm.add_load_listener(_report_extractor_load)
     worker_init.connect(_on_worker_init, weak=False, dispatch_uid='spacer.warm.worker_init')
     worker_process_init.connect(_on_process_init, weak=False,
                                 dispatch_uid='spacer.warm.process_init')

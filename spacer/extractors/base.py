@@ -124,7 +124,8 @@ class FeatureExtractor(abc.ABC):
         identity, remote_loaded = self.data_identity()
         key = (type(self).__module__, type(self).__qualname__, device,
                self.model_variant(device), identity)
-        model = warm.get_or_build(key, lambda: self.build_model(device))
+        model = warm.get_or_build(key, lambda: self.build_model(device),
+                                  label=type(self).__name__)
         return model, device, remote_loaded
 
     def data_identity(self) -> tuple[tuple[tuple[str, str], ...], bool]:

@@ -8,21 +8,40 @@ once, and an overwritten file loads anew) and by the device it runs on.
 """
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import OrderedDict
 from typing import Any, Callable, Hashable
 
+logger = logging.getLogger(__name__)
 _lock = threading.RLock()
 _models: OrderedDict[Hashable, Any] = OrderedDict()
 
 
-def get_or_build(key: Hashable, build: Callable[[], Any]) -> Any:
+_load_listeners: list[Callable[[str, float], None]] = []
+
+
+def add_load_listener(listener: Callable[[str, float], None]) -> None:
+    """Call ``listener(label, seconds)`` after each model build; the worker
+    layer uses it for its load-time metric (the library knows no metrics)."""
+    if listener not in _load_listeners:
+        _load_listeners.append(listener)
+
+
+def get_or_build(key: Hashable, build: Callable[[], Any], label: str = 'model') -> Any:
     """The model cached under ``key``, building it on first use."""
     with _lock:
         if key in _models:
             _models.move_to_end(key)
             return _models[key]
+        started = time.perf_counter()
         model = build()
+        for listener in list(_load_listeners):
+            try:
+                listener(label, time.perf_counter() - started)
+            except Exception:  # a broken metric must not fail extraction
+                logger.exception("Load listener %r failed", listener)
         _models[key] = model
         # Distinct extractors may alternate (e.g. during a migration);
         # beyond EXTRACTOR_CACHE_SIZE the least recently used is dropped.

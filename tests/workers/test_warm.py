@@ -53,3 +53,26 @@ def test_prepare_process_on_this_host(monkeypatch, caplog):
     finally:
         torch.set_num_threads(threads)
         warm.limit_threads(threads)
+
+
+def test_model_builds_reach_the_load_time_signal():
+    """The library reports each network build; the worker layer turns it into
+    the extractor_loaded signal its metrics listen to."""
+    from spacer.extractors import warm as library_warm
+    from workers import metrics
+    from workers import warm as worker_warm
+
+    seen = []
+
+    def receiver(sender=None, extractor=None, seconds=None, **_):
+        seen.append((extractor, seconds))
+
+    worker_warm.install()
+    metrics.extractor_loaded.connect(receiver, weak=False)
+    try:
+        library_warm.get_or_build(('test-load-signal', object()), lambda: 'net',
+                                  label='EfficientNetExtractor')
+    finally:
+        metrics.extractor_loaded.disconnect(receiver)
+        library_warm.clear()
+    assert len(seen) == 1 and seen[0][0] == 'EfficientNetExtractor' and seen[0][1] >= 0

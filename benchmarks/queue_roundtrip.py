@@ -9,8 +9,8 @@ Prints
 - throughput of 1000 such tasks submitted at once, with 1 and 2 worker
   processes (prefork pool, -c 1 and -c 2).
 
-    .venv/bin/python benchmarks/queue.py
-    .venv/bin/python benchmarks/queue.py --points 200 --runs 300 --bulk 1000
+    .venv/bin/python benchmarks/queue_roundtrip.py
+    .venv/bin/python benchmarks/queue_roundtrip.py --points 200 --runs 300 --bulk 1000
 
 Needs Redis on 127.0.0.1:6379 (uses an empty database and empties it after).
 """
