@@ -8,14 +8,17 @@ def run(args: argparse.Namespace) -> int:
     from spacer import config
     from workers.settings import WORKER_SETTINGS, load, read
 
-    config.check()
     settings = load()  # validates the combination (e.g. visibility timeout)
-    for name, value_type, default in WORKER_SETTINGS:
-        if name in getattr(config, 'SETTINGS_BY_NAME', {}):
-            continue
-        value = settings.visibility_timeout if name == 'VISIBILITY_TIMEOUT' \
-            else read(name, value_type, default)
-        print(f"{name}: {value}")
+    worker_types = {name: (value_type, default) for name, value_type, default in WORKER_SETTINGS}
+    print(config.detection_result())
+    for setting in config.SETTINGS:
+        if setting.name == 'VISIBILITY_TIMEOUT':
+            value = settings.visibility_timeout  # the effective one, when unset
+        elif setting.name in worker_types:
+            value = read(setting.name, *worker_types[setting.name])
+        else:
+            value = config.get(setting.name)
+        print(f"{setting.name}: {config.display_value(setting, value)}")
     return 0
 
 
