@@ -465,8 +465,9 @@ class JobMsg(DataClass):
 
 
 class JobReturnMsg(DataClass):
-    """What process_job returns. When ok is False, results is None as in
-    pyspacer; ``task_results`` / ``task_errors`` keep what each task gave."""
+    """What process_job returns. When ok is False, results is pyspacer's
+    free-form value: None in pyspacer's own, here one entry per task (the
+    serialized return message, or None for a task that failed)."""
 
     def __init__(self, original_job: JobMsg, ok: bool, results: list | None,
                  error_message: str | None):

@@ -6,6 +6,7 @@ import tempfile
 import time
 import traceback
 from logging import getLogger
+from typing import Callable
 
 from spacer import config
 from spacer.data_classes import ImageFeatures
@@ -107,6 +108,14 @@ def process_job(job_msg: JobMsg) -> JobReturnMsg:
     (job token, error class, traceback) and ``results`` keeps, per task, the
     serialized return message of those that succeeded and None for the others.
     """
+    return run_job(job_msg)
+
+
+def run_job(job_msg: JobMsg,
+            on_failure: Callable[[object, Exception], None] | None = None) -> JobReturnMsg:
+    """process_job's loop. ``on_failure(task, exc)`` is called for each failed
+    task while its exception is being handled; raising from it stops the job
+    (the worker layer does so to retry a transient fault)."""
     if not isinstance(job_msg, JobMsg):
         raise TypeError(f"process_job takes a JobMsg, not {type(job_msg).__name__}.")
     run = TASK_FUNCTIONS[job_msg.task_name]
@@ -116,6 +125,8 @@ def process_job(job_msg: JobMsg) -> JobReturnMsg:
             with config.log_entry_and_exit(f'{job_msg.task_name} [{task.job_token}]'):
                 results.append(run(task))
         except Exception as e:
+            if on_failure is not None:
+                on_failure(task, e)
             logger.error('Error executing job %s: %s', task.job_token, traceback.format_exc())
             results.append(None)
             errors.append(f"Task {task.job_token!r} failed with {type(e).__name__}: {e}\n"

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import logging
 import traceback
-from typing import Any, Callable
+from typing import Any
 
 from spacer import messages
 from spacer import tasks as spacer_tasks
@@ -27,8 +26,6 @@ from workers.policies import dead_letters
 from workers.policies.failures import Failure, classify
 from workers.policies.retries import should_retry
 from workers.task_base import SpacerTask
-
-logger = logging.getLogger(__name__)
 
 policies.install()
 warm.install()
@@ -99,37 +96,28 @@ def classify_features(message: dict) -> dict:
     return spacer_tasks.classify_features(msg).serialize()
 
 
-def _runner(task_name: str) -> Callable[[Any], Any]:
-    return getattr(spacer_tasks, task_name)
-
-
 # A JobMsg's own limits come with it from the producer (per its task
 # name); a bare send_task gets the longest, so no legitimate job is cut.
 @shared_task(name='spacer.process_job', base=SpacerTask, bind=True, **_limits('train'))
 def process_job(self: SpacerTask, message: dict) -> dict:
     """
-    pyspacer's process_job: every failure inside the job becomes a
-    JobReturnMsg with ok=False and the traceback, except transient faults,
-    which retry the whole job first (its tasks are idempotent).
+    pyspacer's process_job (``spacer.tasks.process_job``: every task runs,
+    failures become a JobReturnMsg with ok=False and the tracebacks), except
+    that a transient fault retries the whole job first (its tasks are
+    idempotent), and the job is kept once as a dead letter when a task fails
+    for a reason other than bad input.
     """
     job = parse(messages.JobMsg, message)
-    run = _runner(job.task_name)
-    results = []
-    for task in job.tasks:
-        try:
-            results.append(run(task))
-        except Exception as exc:
-            kind = classify(exc)
-            if kind == Failure.TRANSIENT and should_retry(self.request.retries or 0,
-                                                          self.app.spacer_settings.retry_max):
-                raise  # SpacerTask retries with backoff
-            logger.error("Job %s [%s] failed: %s: %s", job.task_name, task.job_token,
-                         type(exc).__name__, exc)
-            if kind != Failure.INPUT and self.request.id:
-                dead_letters.record_failure(self, self.request.id, exc, (message,),
-                                            traceback=traceback.format_exc())
-            return messages.JobReturnMsg(
-                original_job=job, ok=False, results=None,
-                error_message=traceback.format_exc()).serialize()
-    return messages.JobReturnMsg(
-        original_job=job, ok=True, results=results, error_message=None).serialize()
+    dead_lettered = False
+
+    def on_failure(task: Any, exc: Exception) -> None:
+        nonlocal dead_lettered
+        kind = classify(exc)
+        if kind == Failure.TRANSIENT and should_retry(self.request.retries or 0,
+                                                      self.app.spacer_settings.retry_max):
+            raise exc  # SpacerTask retries with backoff
+        if kind != Failure.INPUT and self.request.id and not dead_lettered:
+            dead_lettered = dead_letters.record_failure(
+                self, self.request.id, exc, (message,), traceback=traceback.format_exc())
+
+    return spacer_tasks.run_job(job, on_failure).serialize()

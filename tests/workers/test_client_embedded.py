@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from spacer.messages import JobMsg
 from workers.app import make_app
 from workers.client import Client
 from workers.settings import load
@@ -55,6 +56,22 @@ def test_process_job_failure_is_a_job_return_message(client, tmp_path):
     # pyspacer's contract: a JobReturnMsg with ok False and the traceback.
     assert result['ok'] is False
     assert 'FileNotFoundError' in result['error_message']
+
+
+def test_process_job_keeps_the_results_of_tasks_that_succeeded(client, tmp_path):
+    """The README's guarantee holds through the queue too: a failed task
+    does not throw away the others' return messages."""
+    scenario = Scenario('filesystem', str(tmp_path), n_images=1)
+    scenario.put_images()
+    job = JobMsg('extract_features', [scenario.extract_msg(1),  # image never stored
+                                      scenario.extract_msg(0)])
+    result = client.wait(client.submit(None, job), 30)
+    assert result['ok'] is False
+    assert result['results'][0] is None
+    assert set(result['results'][1]) >= {'runtime', 'extractor_loaded_remotely'}
+    assert 'FileNotFoundError' in result['error_message']
+    assert scenario.extract_msg(1).job_token in result['error_message']
+    scenario.check_features(0)
 
 
 def test_poll_is_non_blocking_and_covers_many_ids(client, tmp_path):

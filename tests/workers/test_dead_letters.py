@@ -84,3 +84,30 @@ def test_exhausted_and_internal_failures_are_kept(app_with_store):
     assert [(e['task_id'], e['error_type'], e['retries']) for e in kept] == [
         ('id2', 'TimeLimitExceeded', 5), ('id1', 'EndpointConnectionError', 5)]
     assert kept[1]['message'] == {'job_token': 'a'}
+
+
+def test_a_job_with_internal_failures_is_kept_once_and_keeps_every_result(
+        app_with_store, monkeypatch, tmp_path):
+    """workers' process_job runs every task (spacer.tasks.run_job) and keeps
+    the job as one dead letter however many of its tasks hit a bug."""
+    from spacer import tasks as spacer_tasks
+    from spacer.data_classes import DataLocation
+    from spacer.messages import ClassifyFeaturesMsg, JobMsg
+    from workers import tasks as worker_tasks
+
+    _app, store = app_with_store
+
+    def buggy(msg):  # stands in for a bug: no real input makes one on purpose
+        raise RuntimeError(f'bug while classifying {msg.job_token}')
+
+    monkeypatch.setitem(spacer_tasks.TASK_FUNCTIONS, 'classify_features', buggy)
+    loc = DataLocation('filesystem', str(tmp_path / 'x'))
+    job = JobMsg('classify_features', [ClassifyFeaturesMsg(token, loc, loc)
+                                       for token in ('a', 'b')]).serialize()
+    result = worker_tasks.process_job.apply(args=[job]).get()
+    assert result['ok'] is False and result['results'] == [None, None]
+    assert 'bug while classifying a' in result['error_message']
+    assert 'bug while classifying b' in result['error_message']
+    kept = dead_letters.entries(store)
+    assert [(e['task_name'], e['error_type'], e['message']) for e in kept] == [
+        ('spacer.process_job', 'RuntimeError', job)]
