@@ -104,7 +104,7 @@ def test_a_job_with_internal_failures_is_kept_once_and_keeps_every_result(
     loc = DataLocation('filesystem', str(tmp_path / 'x'))
     job = JobMsg('classify_features', [ClassifyFeaturesMsg(token, loc, loc)
                                        for token in ('a', 'b')]).serialize()
-    result = worker_tasks.process_job.apply(args=[job]).get()
+    result = worker_tasks.process_job.apply(args=[job]).result
     assert result['ok'] is False and result['results'] == [None, None]
     assert 'bug while classifying a' in result['error_message']
     assert 'bug while classifying b' in result['error_message']
