@@ -48,22 +48,18 @@ from spacer.exceptions import ConfigError
 
 QUEUE_KINDS = ('extract', 'train', 'classify')
 
-# (name, type, default) of the settings only the worker layer reads.
-WORKER_SETTINGS: tuple[tuple[str, type, Any], ...] = (
-    ('EXTRACT_TIME_LIMIT', int, 900),
-    ('TRAIN_TIME_LIMIT', int, 10800),
-    ('CLASSIFY_TIME_LIMIT', int, 120),
-    ('TIME_LIMIT_GRACE', int, 60),
-    ('VISIBILITY_TIMEOUT', int, None),  # None: longest hard limit + 1 h
-    ('UNACKED_RESTORE_INTERVAL', int, 10),  # kombu's default period
-    ('RETRY_MAX', int, 5),
-    ('RETRY_BACKOFF', int, 2),
-    ('RETRY_BACKOFF_MAX', int, 300),
-    ('DEDUP_TTL', int, 21600),
-    ('DEAD_LETTER_MAX', int, 10000),
-    ('RESULT_EXPIRES', int, 86400),
-    ('WORKER_CONCURRENCY', int, 0),  # 0: chosen per queue kind
+# The settings only the worker layer reads. Their types and defaults are
+# those of the one table in spacer.config (which documents them); they are
+# re-read from their sources on every load().
+_WORKER_POLICY_NAMES = (
+    'EXTRACT_TIME_LIMIT', 'TRAIN_TIME_LIMIT', 'CLASSIFY_TIME_LIMIT',
+    'TIME_LIMIT_GRACE', 'VISIBILITY_TIMEOUT', 'UNACKED_RESTORE_INTERVAL',
+    'RETRY_MAX', 'RETRY_BACKOFF', 'RETRY_BACKOFF_MAX', 'DEDUP_TTL',
+    'DEAD_LETTER_MAX', 'RESULT_EXPIRES', 'WORKER_CONCURRENCY',
 )
+WORKER_SETTINGS: tuple[tuple[str, type, Any], ...] = tuple(
+    (name, config.SETTINGS_BY_NAME[name].type, config.SETTINGS_BY_NAME[name].default)
+    for name in _WORKER_POLICY_NAMES)
 
 _WORKER_NAMES = {name for name, _, _ in WORKER_SETTINGS}
 

@@ -113,3 +113,22 @@ def test_queue_names_must_differ(monkeypatch):
     monkeypatch.setattr(config, 'QUEUE_TRAIN', 'classify')
     with pytest.raises(ConfigError, match='must differ'):
         load()
+
+
+def test_worker_defaults_are_the_documented_ones(monkeypatch):
+    """The worker layer takes its defaults from spacer.config's one table
+    (the README's), so changing a documented default changes the worker."""
+    from spacer import config
+    documented = {s.name: s for s in config.SETTINGS}
+    monkeypatch.setitem(documented, 'RETRY_MAX', config.Setting(
+        'RETRY_MAX', int, 7, documented['RETRY_MAX'].help))
+    monkeypatch.setattr(config, 'SETTINGS_BY_NAME', documented)
+    import importlib
+    import workers.settings as worker_settings
+    try:
+        reloaded = importlib.reload(worker_settings)
+        assert reloaded.load().retry_max == 7
+        assert load().dedup_ttl == config.SETTINGS_BY_NAME['DEDUP_TTL'].default
+    finally:
+        monkeypatch.undo()
+        importlib.reload(worker_settings)
