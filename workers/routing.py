@@ -30,6 +30,8 @@ TASK_NAMES = tuple(PREFIX + name for name in KIND_OF_TASK) + (PROCESS_JOB,)
 
 def full_name(task_name: str) -> str:
     """'extract_features' or 'spacer.extract_features' -> the Celery name."""
+    if not isinstance(task_name, str):
+        raise TypeError(f"A task name must be a string, not {type(task_name).__name__}.")
     name = task_name if task_name.startswith(PREFIX) else PREFIX + task_name
     if name not in TASK_NAMES:
         raise ValueError(
@@ -45,7 +47,7 @@ def kind_for(task_name: str, message: dict | None = None) -> str:
         if not isinstance(message, dict) or 'task_name' not in message:
             raise MessageError("A process_job message must be a JobMsg with a 'task_name'.")
         inner = message['task_name']
-        if inner not in KIND_OF_TASK:
+        if not isinstance(inner, str) or inner not in KIND_OF_TASK:
             raise MessageError(
                 f"JobMsg task_name {inner!r} is not one of {', '.join(KIND_OF_TASK)}.")
         return KIND_OF_TASK[inner]

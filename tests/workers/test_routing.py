@@ -40,6 +40,13 @@ def test_unknown_task_name():
         routing.full_name('extract')
 
 
+def test_task_names_of_the_wrong_type_are_named():
+    with pytest.raises(TypeError, match='must be a string, not int'):
+        routing.full_name(7)
+    with pytest.raises(MessageError, match=r"task_name \['x'\] is not one of"):
+        routing.kind_for('process_job', {'task_name': ['x'], 'tasks': []})
+
+
 def test_task_name_from_message_shape():
     loc = {'storage_type': 'memory', 'key': 'k'}
     assert routing.task_name_for({'task_name': 'extract_features', 'tasks': []}) \
