@@ -143,6 +143,22 @@ def _annotation(entry: Any, owner: str) -> Annotation:
     return tuple(entry)
 
 
+def annotated_rows(loc: DataLocation, annotations: list,
+                   filesystem_cache: str | None = None) -> np.ndarray:
+    """The feature vectors of a file's annotated points, in annotation order,
+    with pyspacer's training errors naming the file (legacy features have no
+    rows/cols; every labelled point must be in the file)."""
+    features = ImageFeatures.load(loc, filesystem_cache)
+    try:
+        return features.rows_for(annotations)
+    except RowColumnMissingError:
+        raise RowColumnMissingError(
+            f"{loc.key}: Features without rowcols are no longer"
+            f" supported for training.") from None
+    except RowColumnMismatchError as e:
+        raise RowColumnMismatchError(f"{loc.key}: {e}") from None
+
+
 class ImageLabels(DataClass):
     """Per feature file, its annotations (row, col, label)."""
 
@@ -253,16 +269,8 @@ class ImageLabels(DataClass):
         feats_buffer: list[np.ndarray] = []
         labels_buffer: list[LabelId] = []
         for loc in keys:
-            features = ImageFeatures.load(loc, self.filesystem_cache)
             annotations = self._data[loc]
-            try:
-                matrix = features.rows_for(annotations)
-            except RowColumnMissingError:
-                raise RowColumnMissingError(
-                    f"{loc.key}: Features without rowcols are no longer"
-                    f" supported for training.") from None
-            except RowColumnMismatchError as e:
-                raise RowColumnMismatchError(f"{loc.key}: {e}") from None
+            matrix = annotated_rows(loc, annotations, self.filesystem_cache)
             feats_buffer.extend(matrix)
             labels_buffer.extend(label for _, _, label in annotations)
             while batch_size and len(feats_buffer) > batch_size:

@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spacer.data_classes import DataLocation, ImageFeatures, ImageLabels
-from spacer.exceptions import RowColumnMismatchError, RowColumnMissingError
+from spacer.data_classes import DataLocation, ImageLabels, annotated_rows
 
 FEATURE_DTYPE = np.float32
 DEFAULT_IN_MEMORY_MB = 2048
@@ -76,15 +75,7 @@ def labelled_matrix(loc: DataLocation, annotations: list,
     Errors name the file: legacy features (no rows/cols) cannot be trained
     on, every labelled point must be in the file, and vectors must be finite.
     """
-    features = ImageFeatures.load(loc, filesystem_cache)
-    try:
-        matrix = features.rows_for(annotations)
-    except RowColumnMissingError:
-        raise RowColumnMissingError(
-            f"{loc.key}: Features without rowcols are no longer supported"
-            f" for training.") from None
-    except RowColumnMismatchError as e:
-        raise RowColumnMismatchError(f"{loc.key}: {e}") from None
+    matrix = annotated_rows(loc, annotations, filesystem_cache)
     if not np.isfinite(matrix).all():
         raise ValueError(
             f"{loc.key}: feature vectors contain NaN or infinite values.")

@@ -81,3 +81,19 @@ def test_remote_features_load_in_parallel_once(s3_settings, small_source):
             load_labelled_arrays(local) as expected:
         np.testing.assert_array_equal(got.features, expected.features)
         np.testing.assert_array_equal(got.labels, expected.labels)
+
+
+def test_legacy_features_refused_alike_by_both_readers():
+    """pyspacer's per-epoch reader and the one-read path give the same error,
+    naming the file, for features without rows/cols."""
+    from spacer.data_classes import ImageLabels
+    from spacer.exceptions import RowColumnMissingError
+    from tests.conftest import FIXTURES
+    loc = DataLocation('filesystem', str(FIXTURES / 'pyspacer' / 'legacy' / 'cnbeta.jpg.feats'))
+    labels = ImageLabels({loc: [(1, 1, 'a')]})
+    expected = f"{loc.key}: Features without rowcols are no longer supported for training."
+    with pytest.raises(RowColumnMissingError) as per_epoch:
+        list(labels.load_data_in_batches())
+    with pytest.raises(RowColumnMissingError) as one_read:
+        load_labelled_arrays(labels)
+    assert str(per_epoch.value) == str(one_read.value) == expected
