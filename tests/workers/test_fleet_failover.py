@@ -77,11 +77,14 @@ def test_killed_workers_tasks_are_completed_by_others(client, fleet, tmp_path):
     extract_id = client.submit('extract_features', slow_extract)
     train_id = client.submit('train_classifier', train)
 
-    victims = {running_on(client, extract_id), running_on(client, train_id)}
-    time.sleep(1.0)  # well inside the 4 s of work
-    assert client.result(extract_id).state == 'STARTED'
-    for name in victims:
+    victims = set()
+    for task_id in (extract_id, train_id):
+        # Kill each worker as soon as its task has started: well inside the
+        # 4 s of work, however slowly the other task gets going.
+        name = running_on(client, task_id)
+        assert client.result(task_id).state == 'STARTED'
         fleet[name.split('@')[0]].kill()
+        victims.add(name)
 
     assert 'runtime' in client.wait(extract_id, 60)
     assert 0 <= client.wait(train_id, 60)['acc'] <= 1
