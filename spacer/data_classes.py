@@ -8,6 +8,7 @@ use it.
 from __future__ import annotations
 
 import json
+import struct
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
@@ -473,10 +474,12 @@ class ImageFeatures(DataClass):
 
     @classmethod
     def _from_npz(cls, raw: bytes, key: str) -> ImageFeatures:
+        from spacer.npz_reader import read_npz
         try:
-            with np.load(BytesIO(raw), allow_pickle=False) as npz:
-                meta, rows, cols, feat = npz['meta'], npz['rows'], npz['cols'], npz['feat']
-        except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+            arrays = read_npz(raw, ('meta', 'rows', 'cols', 'feat'))
+            meta, rows, cols, feat = (arrays[n] for n in ('meta', 'rows', 'cols', 'feat'))
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError,
+                struct.error) as e:
             raise MessageError(f"{key}: corrupt feature file ({e}).") from e
         valid_rowcol = bool(meta[0])
         if feat.ndim != 2 or feat.shape[0] != int(meta[1]) or feat.shape[1] != int(meta[2]):
