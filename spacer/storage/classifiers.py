@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections import OrderedDict
 from io import BytesIO
@@ -17,26 +18,54 @@ def store_classifier(loc, clf) -> None:
     storage_for(loc).store(loc.key, BytesIO(dumps_classifier(clf)))
 
 
+def file_fingerprint(loc) -> tuple | None:
+    """A cheap identity of a local file's content: an overwrite (atomic rename
+    or in-place write) changes its inode, size or modification time. None for
+    other storages, whose bytes are hashed instead."""
+    if loc.storage_type != 'filesystem':
+        return None
+    try:
+        st = os.stat(loc.key)
+    except OSError:
+        return None  # the load below raises the clear error
+    return ('file', os.path.realpath(loc.key), st.st_dev, st.st_ino, st.st_size,
+            st.st_mtime_ns)
+
+
 class _ContentCache:
-    """Loaded classifiers keyed by the sha256 of their file, so an overwritten
-    file is never served stale."""
+    """Loaded classifiers keyed by their file's content (sha256, or a local
+    file's fingerprint), so an overwritten file is never served stale."""
 
     def __init__(self) -> None:
-        self._items: OrderedDict[str, object] = OrderedDict()
+        self._items: OrderedDict[object, object] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get_or_load(self, data: bytes):
-        from spacer.classifier_pickle import loads_classifier
-        digest = hashlib.sha256(data).hexdigest()
+    def _get(self, key):
         with self._lock:
-            if digest in self._items:
-                self._items.move_to_end(digest)
-                return self._items[digest]
-        clf = loads_classifier(data)
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def _put(self, key, clf) -> None:
         with self._lock:
-            self._items[digest] = clf
+            self._items[key] = clf
             while len(self._items) > max(1, config.get('CLASSIFIER_CACHE_SIZE')):
                 self._items.popitem(last=False)
+
+    def load(self, loc):
+        from spacer.classifier_pickle import loads_classifier
+        fingerprint = file_fingerprint(loc)
+        if fingerprint is not None and (clf := self._get(fingerprint)) is not None:
+            return clf
+        data = storage_for(loc).load(loc.key).getvalue()
+        key = fingerprint or hashlib.sha256(data).hexdigest()
+        if fingerprint is None and (clf := self._get(key)) is not None:
+            return clf
+        clf = loads_classifier(data)
+        if fingerprint is not None and file_fingerprint(loc) != fingerprint:
+            return clf  # overwritten while we read it: don't cache either version
+        self._put(key, clf)
         return clf
 
     def clear(self) -> None:
@@ -52,7 +81,7 @@ _cache = _ContentCache()
 
 def load_classifier(loc):
     """The classifier at loc (a CalibratedClassifierCV)."""
-    return _cache.get_or_load(storage_for(loc).load(loc.key).getvalue())
+    return _cache.load(loc)
 
 
 load_classifier.cache_clear = _cache.clear  # pyspacer's lru_cache API
