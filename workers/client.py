@@ -26,6 +26,7 @@ and collect results from a periodic job with ``client.poll(task_ids)``.
 """
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -151,16 +152,26 @@ class Client:
         """Block until the task is finished; TimeoutError after ``timeout`` s."""
         from celery.exceptions import TimeoutError as CeleryTimeout
 
-        # The backend's own wait: Redis pushes the result (pub/sub), other
-        # backends are polled every few milliseconds.
-        try:
-            AsyncResult(task_id, app=self.app).get(
-                timeout=timeout, propagate=False, interval=0.005,
-                disable_sync_subtasks=False)
-        except CeleryTimeout:
-            raise TimeoutError(f"Task {task_id} not finished after {timeout} s "
-                               f"(state {self.result(task_id).state}).") from None
-        return self.result(task_id)
+        # The backend's own wait (Redis pushes the result over pub/sub, other
+        # backends are polled every few milliseconds), in slices of at most a
+        # second with a direct look at the stored state between them: a
+        # pub/sub message can be missed (seen with a thousand results pending),
+        # and a wait must never outlast a result that is already stored.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            slice_s = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+            try:
+                AsyncResult(task_id, app=self.app).get(
+                    timeout=slice_s, propagate=False, interval=0.005,
+                    disable_sync_subtasks=False)
+                return self.result(task_id)
+            except CeleryTimeout:
+                current = self.result(task_id)
+                if current.ready:
+                    return current
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"Task {task_id} not finished after {timeout} s "
+                                       f"(state {current.state}).") from None
 
     def wait(self, task_id: str, timeout: float | None = None) -> Any:
         """

@@ -120,3 +120,23 @@ def test_spent_retries_leave_exactly_one_dead_letter(tmp_path):
     assert outcome.error_type == 'URLDownloadError'
     kept = [e for e in dead_letters.entries(store_for(client.app)) if e['task_id'] == task_id]
     assert len(kept) == 1 and kept[0]['message'] == msg.serialize()
+
+
+def test_wait_returns_a_stored_result_even_when_its_notification_is_lost(
+        client, tmp_path, monkeypatch):
+    """The backend's push can be missed; a stored result still ends the wait."""
+    from celery.exceptions import TimeoutError as CeleryTimeout
+    from celery.result import AsyncResult
+
+    scenario = Scenario('filesystem', str(tmp_path))
+    scenario.put_images()
+    task_id = client.submit('extract_features', scenario.extract_msg(0))
+    client.wait(task_id, 30)
+
+    def never_notified(self, timeout=None, **kwargs):
+        raise CeleryTimeout()
+
+    monkeypatch.setattr(AsyncResult, 'get', never_notified)
+    assert 'runtime' in client.wait(task_id, 5)
+    with pytest.raises(TimeoutError, match='not finished after 0.2 s'):
+        client.wait('no-such-task', 0.2)
