@@ -204,7 +204,8 @@ def test_demo_on_a_tiny_survey(default_choice, tmp_path, capsys, monkeypatch):
     from spacer import config
     weights_dir = Path(default_choice.extractor.data_locations['weights'].key).parent
     monkeypatch.setattr(config, 'EXTRACTORS_CACHE_DIR', str(weights_dir))
-    folder = tmp_path / 'demo'
+    monkeypatch.chdir(tmp_path)
+    folder = Path('demo')  # relative, as `make demo` runs it
     code = main(['demo', '-d', str(folder), '--images', '6', '--new-images',
                  '2', '--points-per-image', '10', '--size', '256x192',
                  '--epochs', '10', '-q'])
@@ -213,7 +214,7 @@ def test_demo_on_a_tiny_survey(default_choice, tmp_path, capsys, monkeypatch):
     assert 'randomly initialized EfficientNet-B0' in captured.err
     assert str(weights_dir) in captured.err     # the existing weights were used
     report = folder / 'output' / 'report.html'
-    assert f'Open the report: {report}' in captured.out
+    assert f'Open the report: {report.resolve()}' in captured.out
     assert report.is_file() and (folder / 'output' / 'predictions.csv').is_file()
     assert (folder / 'survey' / 'truth.csv').is_file()
     line = next(l for l in captured.out.splitlines()

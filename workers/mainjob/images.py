@@ -27,7 +27,7 @@ class ImageCatalog:
     """The photos under one folder, looked up by the names CSVs use."""
 
     def __init__(self, folder: Path | str):
-        self.folder = Path(folder)
+        self.folder = Path(folder).resolve()  # CSV rows resolve to absolute paths
         if not self.folder.is_dir():
             raise FileNotFoundError(f"Images folder not found: {self.folder}")
         self._by_relpath: dict[str, Path] = {}
