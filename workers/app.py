@@ -32,7 +32,7 @@ EMBEDDED_POLL_INTERVAL = 0.005
 
 def broker_and_backend(settings: WorkerSettings) -> tuple[str, str]:
     if settings.embedded:
-        return 'memory://', settings.result_backend or 'cache+memory://'
+        return 'memory://localhost/', settings.result_backend or 'cache+memory://'
     broker = settings.broker_url
     backend = settings.result_backend
     if not backend:
