@@ -1,10 +1,11 @@
 # Everything runs from a fresh clone: `make demo` and `make test` build .venv first.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test clean
+.PHONY: venv demo test services
 
 venv: $(STAMP)
 
@@ -20,5 +21,15 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(PY) -m examples.quickstart
 
-test: venv
+# The fleet tests need a Redis on 127.0.0.1:6379 (each test session takes an
+# empty database of it); start one when nothing answers there. RabbitMQ tests
+# run when 127.0.0.1:5672 answers and are skipped otherwise.
+services:
+	@if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then \
+		echo "starting redis-server on 127.0.0.1:6379"; \
+		redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no; \
+		sleep 1; \
+	fi
+
+test: venv services
 	$(PY) -m pytest -q
