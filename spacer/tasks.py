@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import tempfile
 import time
 import traceback
@@ -51,7 +52,20 @@ def _feature_cache(msg: TrainClassifierMsg, labels):
             labels.set_filesystem_cache(None)
 
 
-def train_classifier(msg: TrainClassifierMsg) -> TrainClassifierReturnMsg:
+def _takes_keyword(function: Callable, name: str) -> bool:
+    """Whether ``function`` accepts the keyword argument ``name`` (a
+    subclass may override ``__call__`` with pyspacer's four arguments)."""
+    parameters = inspect.signature(function).parameters.values()
+    return any(p.name == name and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+               or p.kind == p.VAR_KEYWORD for p in parameters)
+
+
+def train_classifier(msg: TrainClassifierMsg,
+                     on_epoch: Callable[[int, int, float], None] | None = None) \
+        -> TrainClassifierReturnMsg:
+    """pyspacer's train_classifier. ``on_epoch(epoch, nbr_epochs, ref_acc)``,
+    if given, hears of each finished epoch (spacer's own trainers only: a
+    user's pyspacer-style trainer takes just four arguments)."""
     from spacer.task_utils import preprocess_labels
     from spacer.train_classifier import MiniBatchTrainer
     labels = preprocess_labels(msg.labels)
@@ -62,6 +76,9 @@ def train_classifier(msg: TrainClassifierMsg) -> TrainClassifierReturnMsg:
         # Large sets are memory-mapped under the folder the message names.
         # (A user's pyspacer-style trainer takes only the four arguments.)
         extra['feature_cache_dir'] = str(msg.feature_cache_dir)
+    if on_epoch is not None and isinstance(msg.trainer, MiniBatchTrainer) \
+            and _takes_keyword(msg.trainer, 'on_epoch'):
+        extra['on_epoch'] = on_epoch
     with _feature_cache(msg, labels), config.log_entry_and_exit('actual training'):
         clf, val_results, return_msg = msg.trainer(
             labels, msg.nbr_epochs, previous, msg.clf_type, **extra)

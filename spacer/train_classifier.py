@@ -14,6 +14,7 @@ import inspect
 import os
 import time
 from logging import getLogger
+from typing import Callable
 
 import numpy as np
 from sklearn.linear_model import SGDClassifier
@@ -31,6 +32,18 @@ logger = getLogger(__name__)
 
 CLASSIFIER_TYPES = ('MLP', 'LR')
 _BUILTIN_TRAINERS = {'minibatch': 'spacer.train_classifier.MiniBatchTrainer'}
+
+# Told after each epoch: (epoch number from 1, number of epochs, that
+# epoch's ref accuracy). A long training reports its progress through it.
+EpochCallback = Callable[[int, int, float], None]
+
+
+def _epoch_done(ref_accs: list[float], nbr_epochs: int,
+                on_epoch: EpochCallback | None) -> None:
+    """Log the epoch just appended to ``ref_accs`` and tell ``on_epoch``."""
+    logger.debug("Epoch %d, acc: %s", len(ref_accs) - 1, ref_accs[-1])
+    if on_epoch is not None:
+        on_epoch(len(ref_accs), nbr_epochs, ref_accs[-1])
 
 
 class ClassifierTrainer(abc.ABC):
@@ -152,15 +165,18 @@ class MiniBatchTrainer(ClassifierTrainer):
         return (100,), 1e-3
 
     def _train_mlp(self, train: LabelledArrays, ref: LabelledArrays,
-                   classes: np.ndarray, nbr_epochs: int) \
+                   classes: np.ndarray, nbr_epochs: int,
+                   on_epoch: EpochCallback | None = None) \
             -> tuple[object, list[float]]:
         from spacer.training.torch_optim import torch_thread_count, torch_threads
 
         with torch_thread_count(torch_threads()):
-            return self._train_torch_mlp(train, ref, classes, nbr_epochs)
+            return self._train_torch_mlp(train, ref, classes, nbr_epochs,
+                                         on_epoch)
 
     def _train_torch_mlp(self, train: LabelledArrays, ref: LabelledArrays,
-                         classes: np.ndarray, nbr_epochs: int) \
+                         classes: np.ndarray, nbr_epochs: int,
+                         on_epoch: EpochCallback | None = None) \
             -> tuple[object, list[float]]:
         from spacer.training.torch_mlp import TorchMLP
 
@@ -175,15 +191,17 @@ class MiniBatchTrainer(ClassifierTrainer):
                 calls += 1
             ref_accs.append(float(np.mean(
                 network.predict_index(ref.features) == ref_targets)))
-            logger.debug("Epoch %d, acc: %s", epoch, ref_accs[-1])
+            _epoch_done(ref_accs, nbr_epochs, on_epoch)
         clf = network.to_sklearn(ref.features[:2], ref.labels[:2], calls)
         return clf, ref_accs
 
     def _train_lr(self, train: LabelledArrays, ref: LabelledArrays,
-                  classes: np.ndarray, nbr_epochs: int) \
+                  classes: np.ndarray, nbr_epochs: int,
+                  on_epoch: EpochCallback | None = None) \
             -> tuple[object, list[float]]:
         if self.sgd_loss == 'log_loss':
-            return self._train_fast_lr(train, ref, classes, nbr_epochs)
+            return self._train_fast_lr(train, ref, classes, nbr_epochs,
+                                       on_epoch)
         # Other losses: scikit-learn itself. One-vs-rest problems are
         # independent (each has its own seed), so fitting them on all cores
         # changes nothing but the time; n_jobs goes back to pyspacer's None
@@ -196,12 +214,13 @@ class MiniBatchTrainer(ClassifierTrainer):
             for x, y in train.batches(seed=epoch, batch_size=self.batch_size):
                 clf.partial_fit(x, y, classes=classes)
             ref_accs.append(calc_acc(ref.labels, clf.predict(ref.features)))
-            logger.debug("Epoch %d, acc: %s", epoch, ref_accs[-1])
+            _epoch_done(ref_accs, nbr_epochs, on_epoch)
         clf.set_params(n_jobs=None)
         return clf, ref_accs
 
     def _train_fast_lr(self, train: LabelledArrays, ref: LabelledArrays,
-                       classes: np.ndarray, nbr_epochs: int) \
+                       classes: np.ndarray, nbr_epochs: int,
+                       on_epoch: EpochCallback | None = None) \
             -> tuple[object, list[float]]:
         """scikit-learn's SGD steps, compiled (spacer.training.fast_sgd)."""
         from spacer.training.fast_sgd import FastSGDLogistic, numba_threads
@@ -218,13 +237,15 @@ class MiniBatchTrainer(ClassifierTrainer):
                     model.partial_fit(x, np.searchsorted(classes, y))
                 ref_accs.append(calc_acc(
                     ref.labels, classes[model.predict_index(ref.features)]))
-                logger.debug("Epoch %d, acc: %s", epoch, ref_accs[-1])
+                _epoch_done(ref_accs, nbr_epochs, on_epoch)
         return model.to_sklearn(ref.features[:1]), ref_accs
 
     def train(self, labels: TrainingTaskLabels, nbr_epochs: int,
-              clf_type: str, feature_cache_dir: str | None = None) \
+              clf_type: str, feature_cache_dir: str | None = None,
+              on_epoch: EpochCallback | None = None) \
             -> tuple[object, list[float]]:
-        """The calibrated classifier and the per-epoch ref accuracies."""
+        """The calibrated classifier and the per-epoch ref accuracies
+        (each also told to ``on_epoch`` as soon as it is known)."""
         with config.log_entry_and_exit('loading of training data'):
             train = load_labelled_arrays(labels.train, feature_cache_dir)
         with train, config.log_entry_and_exit('loading of reference data'):
@@ -238,7 +259,8 @@ class MiniBatchTrainer(ClassifierTrainer):
                 with config.log_entry_and_exit('training using ' + clf_type):
                     fit = self._train_mlp if clf_type == 'MLP' \
                         else self._train_lr
-                    clf, ref_accs = fit(train, ref, classes, nbr_epochs)
+                    clf, ref_accs = fit(train, ref, classes, nbr_epochs,
+                                         on_epoch)
                 with config.log_entry_and_exit('calibration'):
                     calibrated = calibrate_prefit(
                         clf, np.asarray(ref.features), ref.labels)
@@ -246,7 +268,14 @@ class MiniBatchTrainer(ClassifierTrainer):
 
     def __call__(self, labels: TrainingTaskLabels, nbr_epochs: int,
                  pc_models: list, clf_type: str,
-                 feature_cache_dir: str | None = None):
+                 feature_cache_dir: str | None = None, *,
+                 on_epoch: EpochCallback | None = None):
+        """Train, calibrate and evaluate. ``on_epoch(epoch, nbr_epochs,
+        ref_acc)`` is called after each epoch (epochs counted from 1) with
+        the ref accuracy that the return message's ``ref_accs`` will hold."""
+        if on_epoch is not None and not callable(on_epoch):
+            raise TypeError(
+                f"on_epoch must be callable, not {type(on_epoch).__name__}.")
         if clf_type not in CLASSIFIER_TYPES:
             raise ValueError(
                 f"clf_type must be one of {CLASSIFIER_TYPES},"
@@ -266,7 +295,7 @@ class MiniBatchTrainer(ClassifierTrainer):
                 f" first.")
         started = time.time()
         clf, ref_accs = self.train(labels, nbr_epochs, clf_type,
-                                   feature_cache_dir)
+                                   feature_cache_dir, on_epoch)
         classes = clf.classes_.tolist()
 
         # The new and the previous classifiers score the val set in one read.
