@@ -55,3 +55,10 @@ def test_check_hides_secrets(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert 'supersecretvalue123' not in out and 'AWS_SECRET_ACCESS_KEY: supe...' in out
     assert 'BROKER_URL' in out and 'S3_ENDPOINT_URL' in out
+
+
+def test_readme_documents_every_setting():
+    from pathlib import Path
+    readme = (Path(__file__).parents[2] / 'README.md').read_text()
+    missing = [s.name for s in config.SETTINGS if f'| `{s.name}` |' not in readme]
+    assert not missing, f"README's settings table lacks {missing}"
