@@ -13,7 +13,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import sklearn
 
+from spacer.calibrated_scores import calibrated_proba
 from spacer.data_classes import ImageFeatures
 from spacer.exceptions import RowColumnMismatchError
 from spacer.train_utils import check_feature_dim
@@ -77,8 +79,11 @@ def score_features(clf, features: ImageFeatures,
         rows = cols = None
 
     _check_finite(feat, None if rows is None else (rows, cols))
-    with _threadpools().limit(limits=1, user_api='blas'):
-        proba = clf.predict_proba(feat).tolist()
+    # Finiteness is checked above; scikit-learn's own per-call validation of
+    # inputs and parameters costs about a third of the call.
+    with _threadpools().limit(limits=1, user_api='blas'), \
+            sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        proba = calibrated_proba(clf, feat).tolist()
     if rows is None:
         return [(None, None, p) for p in proba]
     return [(int(r), int(c), p) for r, c, p in zip(rows.tolist(),
