@@ -23,6 +23,14 @@ or a fast worker can look for it before it exists::
         transaction.on_commit(send)
 
 and collect results from a periodic job with ``client.poll(task_ids)``.
+
+A running training reports how far it got: its state is ``PROGRESS`` and
+``TaskResult.progress`` holds ``{'epoch': 3, 'epochs': 10, 'ref_acc': 0.71}``
+(epochs finished, epochs in all, the last epoch's reference accuracy)::
+
+    outcome = client.result(task_id)
+    if outcome.progress:
+        print(f"{outcome.progress['epoch']}/{outcome.progress['epochs']} epochs")
 """
 from __future__ import annotations
 
@@ -40,16 +48,24 @@ from workers.keystore import store_for
 from workers.policies import dedup
 
 
+PROGRESS = 'PROGRESS'  # a running task that reports how far it got (not ready)
+
+
 @dataclass(frozen=True)
 class TaskResult:
     """Where a task stands; once ready, its return message or its error."""
 
     id: str
-    state: str  # PENDING (or unknown), STARTED, RETRY, SUCCESS, FAILURE, REVOKED
+    # PENDING (or unknown), STARTED, PROGRESS (running, see ``progress``),
+    # RETRY, SUCCESS, FAILURE, REVOKED
+    state: str
     value: Any = None  # the return message JSON, on SUCCESS
     error_type: str | None = None  # on FAILURE (and the last error on RETRY)
     error_message: str | None = None
     traceback: str | None = None
+    # In state PROGRESS, what the task last reported; a training reports
+    # {'epoch': epochs finished, 'epochs': epochs in all, 'ref_acc': float}.
+    progress: dict | None = None
 
     @property
     def ready(self) -> bool:
@@ -142,7 +158,10 @@ class Client:
         if state in (states.FAILURE, states.RETRY, states.REVOKED):
             error_type, error_message = _error_parts(res.result)
             tb = res.traceback
-        return TaskResult(task_id, state, value, error_type, error_message, tb)
+        progress = None
+        if state == PROGRESS and isinstance(res.result, dict):
+            progress = dict(res.result)
+        return TaskResult(task_id, state, value, error_type, error_message, tb, progress)
 
     def poll(self, task_ids: Iterable[str]) -> dict[str, TaskResult]:
         """Where each task stands, without waiting."""

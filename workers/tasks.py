@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
+import time
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 from spacer import messages
 from spacer import tasks as spacer_tasks
@@ -22,10 +24,13 @@ from workers import control, policies, warm
 from celery import shared_task
 
 from workers.app import app
+from workers.client import PROGRESS
 from workers.policies import dead_letters
 from workers.policies.failures import Failure, classify
 from workers.policies.retries import should_retry
 from workers.task_base import SpacerTask
+
+logger = logging.getLogger(__name__)
 
 policies.install()
 warm.install()
@@ -82,11 +87,43 @@ def classify_image(message: dict) -> dict:
     return spacer_tasks.classify_image(msg).serialize()
 
 
-@shared_task(name='spacer.train_classifier', base=SpacerTask,
+PROGRESS_INTERVAL = 0.25  # seconds: fast epochs are reported at most this often
+
+
+def epoch_reporter(task: SpacerTask) -> Callable[[int, int, float], None] | None:
+    """
+    An ``on_epoch`` callback that stores the state PROGRESS with meta
+    ``{'epoch', 'epochs', 'ref_acc'}`` for ``task``'s caller to poll; None
+    when the task runs without an id (called directly). Progress is best
+    effort: a result backend that fails to store it is logged, and the
+    training goes on.
+    """
+    task_id = task.request.id
+    if not task_id:
+        return None
+    last = [float('-inf')]
+
+    def report(epoch: int, epochs: int, ref_acc: float) -> None:
+        now = time.monotonic()
+        if epoch != 1 and epoch != epochs and now - last[0] < PROGRESS_INTERVAL:
+            return
+        last[0] = now
+        try:
+            task.update_state(task_id=task_id, state=PROGRESS,
+                              meta={'epoch': epoch, 'epochs': epochs,
+                                    'ref_acc': float(ref_acc)})
+        except Exception as exc:  # noqa: BLE001 - progress must not fail the task
+            logger.warning("Task %s could not report its progress: %s: %s",
+                           task_id, type(exc).__name__, exc)
+
+    return report
+
+
+@shared_task(name='spacer.train_classifier', base=SpacerTask, bind=True,
           **_limits('train'))
-def train_classifier(message: dict) -> dict:
+def train_classifier(self: SpacerTask, message: dict) -> dict:
     msg = parse(messages.TrainClassifierMsg, message)
-    return spacer_tasks.train_classifier(msg).serialize()
+    return spacer_tasks.train_classifier(msg, on_epoch=epoch_reporter(self)).serialize()
 
 
 @shared_task(name='spacer.classify_features', base=SpacerTask,

@@ -36,12 +36,21 @@ class SlowExtractor(DummyExtractor):
 
 
 class SlowTrainer(MiniBatchTrainer):
-    """MiniBatchTrainer that first spends ``delay`` seconds."""
+    """MiniBatchTrainer that first spends ``delay`` seconds, then
+    ``epoch_delay`` seconds more after each epoch (so progress can be seen)."""
 
-    def __init__(self, delay: float = 0.0, batch_size: int = 5000):
+    def __init__(self, delay: float = 0.0, batch_size: int = 5000,
+                 epoch_delay: float = 0.0):
         super().__init__(batch_size=batch_size)
         self.delay = float(delay)
+        self.epoch_delay = float(epoch_delay)
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args, on_epoch=None, **kwargs):
         time.sleep(self.delay)
-        return super().__call__(*args, **kwargs)
+
+        def slow_epoch(epoch: int, epochs: int, ref_acc: float) -> None:
+            if on_epoch is not None:
+                on_epoch(epoch, epochs, ref_acc)
+            time.sleep(self.epoch_delay)
+
+        return super().__call__(*args, on_epoch=slow_epoch, **kwargs)

@@ -17,6 +17,8 @@ def show(client: Any, task_id: str, wait: bool = False, timeout: float | None = 
     report = {'id': outcome.id, 'state': outcome.state}
     if outcome.ok:
         report['result'] = outcome.value
+    elif outcome.progress is not None:
+        report['progress'] = outcome.progress
     elif outcome.error_type:
         report['error'] = {'type': outcome.error_type, 'message': outcome.error_message}
     print(json.dumps(report, indent=2))

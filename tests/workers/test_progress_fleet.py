@@ -1,0 +1,36 @@
+"""A training's epochs, polled through real Redis and a `spacer worker` process."""
+from __future__ import annotations
+
+import pytest
+
+from tests.workers.progress_checks import check_progress, watch_training
+from tests.workers.services import (SYSTEM_REDIS, claim_empty_redis_db, client_for,
+                                    reachable, worker_env, workers)
+from tests.workers.slow_classes import CLASS_PATHS
+
+pytestmark = [pytest.mark.integration]
+
+if not reachable(SYSTEM_REDIS):  # pragma: no cover - CI has Redis
+    pytest.skip('no Redis on 127.0.0.1:6379', allow_module_level=True)
+
+
+@pytest.fixture(scope='module')
+def redis_url():
+    import redis
+    db = claim_empty_redis_db()
+    url = f'redis://127.0.0.1:6379/{db}'
+    yield url
+    redis.Redis.from_url(url).flushdb()
+
+
+def test_a_training_on_a_worker_process_reports_its_epochs(redis_url, tmp_path_factory,
+                                                           tmp_path):
+    env = worker_env(redis_url, EXTRA_CLASS_PATHS=CLASS_PATHS)
+    logs = tmp_path_factory.mktemp('worker-logs')
+    with workers(('all', 'extract,train,classify', env, logs, '--concurrency', '1')) \
+            as started:
+        client = client_for(redis_url)
+        seen, returned = watch_training(client, tmp_path)
+        check_progress(seen, returned)
+        assert len(seen) >= 2  # 8 epochs of 0.4 s, polled every 0.05 s
+        assert 'Traceback' not in started[0].log_text()
