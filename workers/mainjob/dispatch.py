@@ -29,9 +29,11 @@ class Dispatcher(Protocol):
         the exception it failed with), in the order given."""
 
     def run_one(self, task_name: str, message: Any,
-                on_wait: Callable[[], None] | None = None) -> Any:
+                on_wait: Callable[[dict | None], None] | None = None) -> Any:
         """Submit one message and return its return message; raise on
-        failure. `on_wait` is called now and then while the task runs."""
+        failure. `on_wait(progress)` is called now and then while the task
+        runs, with what the task last reported (a training: `{'epoch',
+        'epochs', 'ref_acc'}`) or None."""
 
 
 def _as_return_message(task_name: str, result: Any) -> Any:
@@ -67,7 +69,7 @@ class QueueDispatcher:
                 yield err
 
     def run_one(self, task_name: str, message: Any,
-                on_wait: Callable[[], None] | None = None) -> Any:
+                on_wait: Callable[[dict | None], None] | None = None) -> Any:
         task_id = self._submit(task_name, message)
         if on_wait is None:
             return self._wait(task_name, task_id)
@@ -78,4 +80,4 @@ class QueueDispatcher:
             except TimeoutError:
                 if deadline is not None and time.monotonic() > deadline:
                     raise
-                on_wait()
+                on_wait(self.client.result(task_id).progress)

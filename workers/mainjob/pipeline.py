@@ -29,7 +29,7 @@ from workers.mainjob.dispatch import Dispatcher, QueueDispatcher
 from workers.mainjob.featurestore import FeatureStore
 from workers.mainjob.images import ImageCatalog
 from workers.mainjob.predictions import Prediction, rank, write_csv
-from workers.mainjob.progress import bar
+from workers.mainjob.progress import bar, epoch_follower
 from workers.mainjob.report import ReportContent, write_report
 
 SPLIT_MODES = {'images': SplitMode.VECTORS,
@@ -230,11 +230,11 @@ def _train(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
              f"{spec.epochs} epochs.")
     started = time.time()
     with bar(spec.epochs, 'Training', 'epoch', spec.show_progress) as progress:
-        # The worker reports no epochs while it trains: keep the elapsed
-        # time ticking, and count the epochs when it returns.
+        # The worker reports each epoch it finishes (polled every
+        # WAIT_TICK); the count is made whole when the return message comes.
         returned = dispatcher.run_one('train_classifier', message,
-                                      on_wait=progress.refresh)
-        progress.update(len(returned.ref_accs) or spec.epochs)
+                                      on_wait=epoch_follower(progress))
+        progress.update(max(0, (len(returned.ref_accs) or spec.epochs) - progress.n))
     record = {'message_sha256': fingerprint, 'acc': returned.acc,
               'ref_accs': list(returned.ref_accs), 'runtime': returned.runtime,
               'wall_time': time.time() - started,
