@@ -64,20 +64,19 @@ def train_classifier(msg: TrainClassifierMsg,
                      on_epoch: Callable[[int, int, float], None] | None = None) \
         -> TrainClassifierReturnMsg:
     """pyspacer's train_classifier. ``on_epoch(epoch, nbr_epochs, ref_acc)``,
-    if given, hears of each finished epoch (spacer's own trainers only: a
-    user's pyspacer-style trainer takes just four arguments)."""
+    if given, hears of each finished epoch from trainers that accept it."""
     from spacer.task_utils import preprocess_labels
-    from spacer.train_classifier import MiniBatchTrainer
     labels = preprocess_labels(msg.labels)
     previous = [load_classifier(loc) for loc in msg.previous_model_locs]
+    # Extras go only to trainers that take them: a user's pyspacer-style
+    # trainer takes just the four arguments.
     extra = {}
-    if isinstance(msg.trainer, MiniBatchTrainer) and msg.feature_cache_dir not in (
-            TrainClassifierMsg.FeatureCache.AUTO, TrainClassifierMsg.FeatureCache.DISABLED):
+    if msg.feature_cache_dir not in (TrainClassifierMsg.FeatureCache.AUTO,
+                                     TrainClassifierMsg.FeatureCache.DISABLED) \
+            and _takes_keyword(msg.trainer, 'feature_cache_dir'):
         # Large sets are memory-mapped under the folder the message names.
-        # (A user's pyspacer-style trainer takes only the four arguments.)
         extra['feature_cache_dir'] = str(msg.feature_cache_dir)
-    if on_epoch is not None and isinstance(msg.trainer, MiniBatchTrainer) \
-            and _takes_keyword(msg.trainer, 'on_epoch'):
+    if on_epoch is not None and _takes_keyword(msg.trainer, 'on_epoch'):
         extra['on_epoch'] = on_epoch
     with _feature_cache(msg, labels), config.log_entry_and_exit('actual training'):
         clf, val_results, return_msg = msg.trainer(

@@ -95,7 +95,7 @@ def test_delivery_guarantees_and_json_only(settings, monkeypatch):
 def test_embedded_when_no_broker(settings):
     assert settings.embedded
     app = make_app(settings)
-    assert app.conf.broker_url == 'memory://'
+    assert app.conf.broker_url == 'memory://localhost/'
     assert app.conf.result_backend == 'cache+memory://'
     assert app.conf.broker_transport_options['polling_interval'] < 0.1
 
