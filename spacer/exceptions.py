@@ -70,7 +70,3 @@ class ClassifierLoadError(SpacerError, ValueError):
 
 class ImageDecodeError(SpacerError, ValueError):
     """An image is corrupt, truncated or not an image at all."""
-
-
-class StorageError(SpacerError):
-    """A storage operation failed for a reason other than a missing key."""
