@@ -10,19 +10,17 @@ producers send by name (``workers.client``).
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import time
 import traceback
 from typing import Any, Callable
 
+from celery import shared_task
+
 from spacer import messages
 from spacer import tasks as spacer_tasks
 from spacer.exceptions import MessageError
-from workers import control, policies, warm
-from celery import shared_task
-
+from workers import control, metrics, policies, warm
 from workers.app import app
 from workers.client import PROGRESS
 from workers.policies import dead_letters
@@ -35,10 +33,7 @@ logger = logging.getLogger(__name__)
 policies.install()
 warm.install()
 control.install()
-if importlib.util.find_spec('workers.metrics') is not None:
-    _metrics = importlib.import_module('workers.metrics')
-    if hasattr(_metrics, 'install'):
-        _metrics.install()
+metrics.install()
 
 # Tasks are shared: they bind to whichever app a worker runs (the module's
 # ``app``, or an embedded or test app built by ``make_app``). Default time
