@@ -38,12 +38,17 @@ def _one(calibrated, classes: np.ndarray, x: np.ndarray) -> np.ndarray:
     predictions = _response(estimator, x)
     n_classes = len(classes)
     proba = np.zeros((x.shape[0], n_classes))
-    positions = np.searchsorted(classes, estimator.classes_)
-    for index, column, calibrator in zip(positions, predictions.T, calibrated.calibrators):
-        if type(calibrator).__name__ != '_SigmoidCalibration':
-            raise TypeError('not a sigmoid calibrator')
-        proba[:, index + (1 if n_classes == 2 else 0)] = expit(
-            -(calibrator.a_ * column + calibrator.b_))
+    calibrators = calibrated.calibrators
+    if any(type(c).__name__ != '_SigmoidCalibration' for c in calibrators) \
+            or len(calibrators) != predictions.shape[1]:
+        raise TypeError('not one sigmoid calibrator per response column')
+    # All columns at once; element by element the same arithmetic as each
+    # calibrator's predict.
+    slope = np.array([c.a_ for c in calibrators], dtype=float)
+    offset = np.array([c.b_ for c in calibrators], dtype=float)
+    positions = np.searchsorted(classes, estimator.classes_[:len(calibrators)])
+    proba[:, positions + (1 if n_classes == 2 else 0)] = expit(
+        -(slope * predictions + offset))
     if n_classes == 2:
         proba[:, 0] = 1.0 - proba[:, 1]
     else:

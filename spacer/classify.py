@@ -30,6 +30,8 @@ def _threadpools():
 
 
 def _check_finite(feat: np.ndarray, rows: np.ndarray | None) -> None:
+    if np.isfinite(feat.sum()):  # NaN and inf propagate; overflow is checked below
+        return
     finite = np.isfinite(feat).all(axis=1)
     if not finite.all():
         bad = int(np.flatnonzero(~finite)[0])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 import zipfile
+from functools import lru_cache
 from io import BytesIO
 
 import numpy as np
@@ -42,19 +43,29 @@ def _member_bytes(raw: bytes, info: zipfile.ZipInfo) -> bytearray | None:
     return data
 
 
+@lru_cache(maxsize=256)
+def _parse_header(header: bytes) -> tuple[tuple[int, ...], bool, np.dtype]:
+    # Cached: feature files of one source repeat a handful of headers, and
+    # numpy parses each with ast.literal_eval.
+    stream = BytesIO(header)
+    version = np.lib.format.read_magic(stream)
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    shape, fortran_order, dtype = read_header(stream)
+    if stream.tell() != len(header):
+        raise ValueError("npy header length disagrees with its contents.")
+    return shape, fortran_order, dtype
+
+
 def _array_from_npy(data: bytearray) -> np.ndarray:
     # Only the header goes through a stream: copying the payload costs as
     # much as inflating it.
     header_end = 10 + int.from_bytes(data[8:10], 'little') if data[6:7] == b'\x01' \
         else 12 + int.from_bytes(data[8:12], 'little')
-    stream = BytesIO(bytes(data[:header_end]))
-    version = np.lib.format.read_magic(stream)
-    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                   else np.lib.format.read_array_header_2_0)
-    shape, fortran_order, dtype = read_header(stream)
+    shape, fortran_order, dtype = _parse_header(bytes(data[:header_end]))
     if dtype.hasobject:
         raise ValueError("Object arrays are not allowed in feature files.")
-    array = np.frombuffer(data, dtype=dtype, offset=stream.tell(),
+    array = np.frombuffer(data, dtype=dtype, offset=header_end,
                           count=int(np.prod(shape, dtype=np.int64)))
     return array.reshape(shape, order='F' if fortran_order else 'C')
 

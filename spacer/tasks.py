@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import tempfile
 import time
@@ -128,18 +129,25 @@ def process_job(job_msg: JobMsg) -> JobReturnMsg:
 
 
 def run_job(job_msg: JobMsg,
-            on_failure: Callable[[object, Exception], None] | None = None) -> JobReturnMsg:
+            on_failure: Callable[[object, Exception], None] | None = None,
+            on_task_epoch: Callable[[int, int, int, float], None] | None = None) \
+        -> JobReturnMsg:
     """process_job's loop. ``on_failure(task, exc)`` is called for each failed
     task while its exception is being handled; raising from it stops the job
-    (the worker layer does so to retry a transient fault)."""
+    (the worker layer does so to retry a transient fault). In a training job,
+    ``on_task_epoch(task_index, epoch, nbr_epochs, ref_acc)`` hears of each
+    finished epoch (task_index counts from 0)."""
     if not isinstance(job_msg, JobMsg):
         raise TypeError(f"process_job takes a JobMsg, not {type(job_msg).__name__}.")
     run = TASK_FUNCTIONS[job_msg.task_name]
     results, errors = [], []
-    for task in job_msg.tasks:
+    for index, task in enumerate(job_msg.tasks):
         try:
             with config.log_entry_and_exit(f'{job_msg.task_name} [{task.job_token}]'):
-                results.append(run(task))
+                if run is train_classifier and on_task_epoch is not None:
+                    results.append(run(task, on_epoch=functools.partial(on_task_epoch, index)))
+                else:
+                    results.append(run(task))
         except Exception as e:
             if on_failure is not None:
                 on_failure(task, e)

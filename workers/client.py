@@ -26,7 +26,9 @@ and collect results from a periodic job with ``client.poll(task_ids)``.
 
 A running training reports how far it got: its state is ``PROGRESS`` and
 ``TaskResult.progress`` holds ``{'epoch': 3, 'epochs': 10, 'ref_acc': 0.71}``
-(epochs finished, epochs in all, the last epoch's reference accuracy)::
+(epochs finished, epochs in all, the last epoch's reference accuracy); a
+``process_job`` of trainings adds ``'task'`` and ``'tasks'`` (which training
+of the job, counting from 1, and how many)::
 
     outcome = client.result(task_id)
     if outcome.progress:

@@ -85,12 +85,15 @@ def classify_image(message: dict) -> dict:
 PROGRESS_INTERVAL = 0.25  # seconds: fast epochs are reported at most this often
 
 
-def epoch_reporter(task: SpacerTask) -> Callable[[int, int, float], None] | None:
+def epoch_reporter(task: SpacerTask,
+                   job_tasks: int | None = None) -> Callable[..., None] | None:
     """
     An ``on_epoch`` callback that stores the state PROGRESS with meta
     ``{'epoch', 'epochs', 'ref_acc'}`` for ``task``'s caller to poll; None
-    when the task runs without an id (called directly). Progress is best
-    effort: a result backend that fails to store it is logged, and the
+    when the task runs without an id (called directly). For a job of
+    ``job_tasks`` trainings the callback takes the task's index first and
+    the meta adds ``'task'`` (counting from 1) and ``'tasks'``. Progress is
+    best effort: a result backend that fails to store it is logged, and the
     training goes on.
     """
     task_id = task.request.id
@@ -98,20 +101,26 @@ def epoch_reporter(task: SpacerTask) -> Callable[[int, int, float], None] | None
         return None
     last = [float('-inf')]
 
-    def report(epoch: int, epochs: int, ref_acc: float) -> None:
+    def store(meta: dict) -> None:
         now = time.monotonic()
-        if epoch != 1 and epoch != epochs and now - last[0] < PROGRESS_INTERVAL:
+        if meta['epoch'] != 1 and meta['epoch'] != meta['epochs'] \
+                and now - last[0] < PROGRESS_INTERVAL:
             return
         last[0] = now
         try:
-            task.update_state(task_id=task_id, state=PROGRESS,
-                              meta={'epoch': epoch, 'epochs': epochs,
-                                    'ref_acc': float(ref_acc)})
+            task.update_state(task_id=task_id, state=PROGRESS, meta=meta)
         except Exception as exc:  # noqa: BLE001 - progress must not fail the task
             logger.warning("Task %s could not report its progress: %s: %s",
                            task_id, type(exc).__name__, exc)
 
-    return report
+    def report(epoch: int, epochs: int, ref_acc: float) -> None:
+        store({'epoch': epoch, 'epochs': epochs, 'ref_acc': float(ref_acc)})
+
+    def report_in_job(index: int, epoch: int, epochs: int, ref_acc: float) -> None:
+        store({'task': index + 1, 'tasks': job_tasks, 'epoch': epoch,
+               'epochs': epochs, 'ref_acc': float(ref_acc)})
+
+    return report if job_tasks is None else report_in_job
 
 
 @shared_task(name='spacer.train_classifier', base=SpacerTask, bind=True,
@@ -152,4 +161,5 @@ def process_job(self: SpacerTask, message: dict) -> dict:
             dead_lettered = dead_letters.record_failure(
                 self, self.request.id, exc, (message,), traceback=traceback.format_exc())
 
-    return spacer_tasks.run_job(job, on_failure).serialize()
+    return spacer_tasks.run_job(
+        job, on_failure, epoch_reporter(self, job_tasks=len(job.tasks))).serialize()

@@ -93,6 +93,12 @@ def test_non_finite_features_are_refused(mlp, bad):
         score_features(mlp, features)
 
 
+def test_huge_finite_features_are_not_mistaken_for_infinite(mlp):
+    feat = np.full((2, mlp.n_features_in_), 1e308)  # their sum overflows
+    features = ImageFeatures.from_arrays([1, 2], [4, 5], feat)
+    assert len(score_features(mlp, features)) == 2
+
+
 def test_feature_dimension_must_match_the_classifier(mlp):
     features = ImageFeatures.from_arrays([1], [1], np.ones((1, 4096)))
     with pytest.raises(ValueError, match='expects 64-dimensional .* 4096'):
