@@ -21,9 +21,21 @@ _TOLERANCE = 1e-12
 
 
 def _response(estimator, x: np.ndarray) -> np.ndarray:
-    """What scikit-learn's calibration feeds its calibrators."""
+    """What scikit-learn's calibration feeds its calibrators.
+
+    The two estimators CoralNet trains are computed without scikit-learn's
+    per-call input validation (a fifth of an image's scoring): the MLP by
+    its own forward pass, a linear model (LR) by its defining product.
+    """
     if hasattr(estimator, 'decision_function'):
-        out = estimator.decision_function(x)
+        if isinstance(getattr(estimator, 'coef_', None), np.ndarray) and \
+                isinstance(getattr(estimator, 'intercept_', None), np.ndarray):
+            out = x @ estimator.coef_.T + estimator.intercept_
+        else:
+            out = estimator.decision_function(x)
+    elif hasattr(estimator, '_forward_pass_fast'):  # MLPClassifier
+        # Its predict_proba, whose binary column 1 is this column itself.
+        out = estimator._forward_pass_fast(x, check_input=False)
     else:
         out = estimator.predict_proba(x)
         if out.shape[1] == 2:

@@ -55,6 +55,13 @@ def test_binary_multiclass_and_string_labels(labels, make):
     _check(clf, x)
 
 
+@pytest.mark.parametrize('make', [lambda: SGDClassifier(loss='log_loss', random_state=0),
+                                  lambda: MLPClassifier((8,), max_iter=300, random_state=0)])
+def test_float32_features_as_an_extractor_gives_them(make):
+    clf, x = _fitted(make(), [1, 2, 3])
+    _check(clf, x.astype(np.float32))
+
+
 def test_other_calibrations_keep_scikit_learns_path():
     rng = np.random.RandomState(1)
     x, y = rng.randn(90, 4), np.repeat([0, 1, 2], 30)
