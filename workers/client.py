@@ -43,7 +43,9 @@ from typing import Any, Iterable
 
 from celery import states
 from celery.result import AsyncResult
+from kombu.exceptions import EncodeError
 
+from spacer.exceptions import MessageError
 from workers import routing
 from workers.errors import RemoteError
 from workers.keystore import store_for
@@ -131,6 +133,7 @@ class Client:
         name = routing.full_name(task_name) if task_name else routing.task_name_for(message)
         body = to_json(message)
         kind = routing.kind_for(name, body)
+        routing.check_job_tasks(name, body)
         queue = self.settings.queues[kind]
         soft, hard = self.settings.limits(kind)
         self._ensure_worker()
@@ -145,9 +148,11 @@ class Client:
             self.app.send_task(name, args=[body], task_id=task_id, queue=queue,
                                exchange=queue, routing_key=queue,
                                soft_time_limit=soft, time_limit=hard)
-        except BaseException:
+        except BaseException as e:
             if key:
                 dedup.release(store, key, task_id)
+            if isinstance(e, EncodeError):
+                raise MessageError(f"The {name} message is not JSON: {e}") from e
             raise
         return task_id
 

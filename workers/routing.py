@@ -54,6 +54,18 @@ def kind_for(task_name: str, message: dict | None = None) -> str:
     return KIND_OF_TASK[name[len(PREFIX):]]
 
 
+def check_job_tasks(task_name: str, message: Any) -> None:
+    """Refuse, before sending, a JobMsg whose tasks cannot be task messages
+    (the worker would refuse it too, a round trip later)."""
+    if full_name(task_name) != PROCESS_JOB or not isinstance(message, dict):
+        return
+    tasks = message.get('tasks')
+    if not isinstance(tasks, list) or not tasks \
+            or not all(isinstance(t, dict) for t in tasks):
+        raise MessageError("A JobMsg's 'tasks' must be a non-empty list of task"
+                           f" messages (JSON objects), got {tasks!r:.60}.")
+
+
 def queue_for(task_name: str, message: dict | None, settings: WorkerSettings) -> str:
     return settings.queues[kind_for(task_name, message)]
 

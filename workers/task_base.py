@@ -23,6 +23,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Retry
 
+from spacer.exceptions import MessageError
 from workers.errors import DuplicateJobError, RemoteError
 from workers.keystore import store_for
 from workers.policies import dead_letters, dedup
@@ -37,7 +38,12 @@ class SpacerTask(Task):
     # Failures are logged here, once, with the right level.
     throws = (RemoteError,)
 
-    def __call__(self, message: Any, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not args:  # a raw send_task without the message
+            exc = MessageError(f"{self.name} takes one argument, the message"
+                               f" (a JSON object); it was sent none.")
+            raise self._failure(exc, Failure.INPUT, 0) from None
+        message, args = args[0], args[1:]
         task_id = self.request.id
         store = store_for(self.app) if task_id else None
         key = dedup.job_key(self.name, message) if store else None

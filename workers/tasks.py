@@ -16,10 +16,11 @@ import traceback
 from typing import Any, Callable
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from spacer import messages
 from spacer import tasks as spacer_tasks
-from spacer.exceptions import MessageError
+from spacer.exceptions import MessageError, SpacerError
 from workers import control, metrics, policies, warm
 from workers.app import app
 from workers.client import PROGRESS
@@ -53,19 +54,35 @@ def _limits(kind: str) -> dict:
             'default_retry_delay': _settings.retry_backoff}
 
 
+CAUSE_CHARS = 500  # of a deserializer's error text, in a MessageError
+
+
 def parse(message_class: type, message: Any) -> Any:
-    """The message object of ``message`` (a JSON dict), or MessageError."""
+    """
+    The message object of ``message`` (a JSON dict), or MessageError.
+
+    Whatever a deserializer raises on malformed data (an AttributeError
+    deep in a nested dict included) is the message's fault: it becomes a
+    MessageError naming the message class, so the task fails as bad input
+    (no retry, no dead letter). Only what is not the message's fault is
+    left as it is: the worker short of memory or out of time, a transient
+    fault, and spacer's own errors, which already say what is wrong.
+    """
+    name = message_class.__name__
     if not isinstance(message, dict):
         raise MessageError(
-            f"{message_class.__name__} must arrive as a JSON object, "
-            f"not {type(message).__name__}.")
+            f"{name} must arrive as a JSON object, not {type(message).__name__}.")
     try:
         return message_class.deserialize(message)
-    except MessageError:
+    except (SpacerError, MemoryError, SoftTimeLimitExceeded):
         raise
-    except (KeyError, TypeError, ValueError, AssertionError) as e:
-        raise MessageError(f"Malformed {message_class.__name__}: "
-                           f"{type(e).__name__}: {e}") from e
+    except Exception as e:  # noqa: BLE001 - any other failure means malformed input
+        if classify(e) == Failure.TRANSIENT:
+            raise
+        cause = str(e)
+        if len(cause) > CAUSE_CHARS:  # a huge value quoted back must not bloat the result
+            cause = cause[:CAUSE_CHARS] + '...'
+        raise MessageError(f"Malformed {name}: {type(e).__name__}: {cause}") from e
 
 
 @shared_task(name='spacer.extract_features', base=SpacerTask,

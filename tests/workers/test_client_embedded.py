@@ -102,6 +102,27 @@ def test_unknown_task_name_is_refused_before_sending(client):
         client.submit('extract', {'job_token': 'x'})
 
 
+def test_a_job_without_task_messages_is_refused_before_sending(client):
+    from spacer.exceptions import MessageError
+    for tasks in (5, [], [5], None):
+        with pytest.raises(MessageError, match="'tasks' must be a non-empty list"):
+            client.submit('process_job', {'task_name': 'extract_features', 'tasks': tasks})
+
+
+def test_a_message_that_is_not_json_is_refused_before_sending(client):
+    from spacer.exceptions import MessageError
+    with pytest.raises(MessageError, match='not JSON'):
+        client.submit('classify_features', {'job_token': 'x', 'feature_loc': {1, 2}})
+
+
+def test_a_task_sent_without_its_message_fails_as_bad_input(client):
+    task_id = client.app.send_task('spacer.classify_features', args=[],
+                                   queue=client.settings.queues['classify']).id
+    outcome = client.wait_result(task_id, 30)
+    assert outcome.state == 'FAILURE' and outcome.error_type == 'MessageError'
+    assert 'takes one argument, the message' in outcome.error_message
+
+
 def test_spent_retries_leave_exactly_one_dead_letter(tmp_path):
     from dataclasses import replace
 

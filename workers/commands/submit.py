@@ -8,27 +8,65 @@ from pathlib import Path
 
 
 def load_message(path: str) -> dict:
-    text = sys.stdin.read() if path == '-' else Path(path).read_text()
+    """
+    The message (a JSON object) in file ``path`` ('-': stdin); SystemExit
+    with one line naming the file and what is wrong with it otherwise.
+    """
+    where = 'stdin' if path == '-' else path
+    data = _read(path, where)
+    try:
+        # utf-8-sig: a byte order mark some editors write is not an error.
+        text = data.decode('utf-8-sig')
+    except UnicodeDecodeError as e:
+        raise SystemExit(f"spacer submit: {where} is not UTF-8 text "
+                         f"(byte {e.start}: {e.reason}).")
     try:
         message = json.loads(text)
     except ValueError as e:
-        raise SystemExit(f"spacer submit: {path} is not JSON: {e}")
+        raise SystemExit(f"spacer submit: {where} is not JSON: {e}")
+    except RecursionError:
+        raise SystemExit(f"spacer submit: {where} is JSON nested too deeply to be a message.")
     if not isinstance(message, dict):
-        raise SystemExit(f"spacer submit: {path} must hold a JSON object (a message).")
+        raise SystemExit(f"spacer submit: {where} must hold a JSON object (a message), "
+                         f"not a JSON {_json_type(message)}.")
     return message
+
+
+def _read(path: str, where: str) -> bytes:
+    if path == '-':
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise SystemExit(f"spacer submit: cannot read {where}: {e.strerror or e}.")
+
+
+def _json_type(value: object) -> str:
+    names = {list: 'array', str: 'string', bool: 'boolean', int: 'number',
+             float: 'number', type(None): 'null'}
+    return names.get(type(value), type(value).__name__)
 
 
 def run(args: argparse.Namespace) -> int:
     from spacer.exceptions import MessageError
     from workers.client import Client
+    from workers.policies.failures import Failure, classify
 
     message = load_message(args.message)
     client = Client()
     try:
         task_id = client.submit(args.task, message, dedup_job=not args.no_dedup)
-    except (MessageError, ValueError) as e:
-        print(f"spacer submit: {e}", file=sys.stderr)
+    except (MessageError, ValueError, TypeError) as e:
+        # A message (or --task) the producer refuses: its text names the cause.
+        where = 'stdin' if args.message == '-' else args.message
+        print(f"spacer submit: {where}: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        if classify(e) != Failure.TRANSIENT:
+            raise
+        print(f"spacer submit: cannot reach the broker: {type(e).__name__}: {e}",
+              file=sys.stderr)
+        return 1
     if not args.wait:
         print(task_id)
         return 0

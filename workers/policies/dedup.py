@@ -21,26 +21,59 @@ from workers.keystore import store_for
 logger = logging.getLogger(__name__)
 
 PREFIX = 'spacer:job:'
+SEPARATOR = '\x1f'  # between a JobMsg's tokens (unit separator)
+MAX_KEY_PART = 200  # characters of a key part kept as is; longer parts are hashed
 
 
 def job_key(task_name: str, message: Any) -> str | None:
-    """The dedup key of a message, or None if it carries no job token."""
-    if not isinstance(message, dict):
+    """
+    The dedup key of a message, or None if it carries no usable job token.
+
+    Never raises: the producer calls it before any check of the message and
+    the worker before the task body, so a malformed message must go on to
+    the task's own parse, which rejects it naming what is wrong. A message
+    whose tokens are not strings (or integers) is not deduplicated.
+    """
+    if not isinstance(task_name, str) or not isinstance(message, dict):
         return None
     short = task_name.rsplit('.', 1)[-1]
     if 'tasks' in message and 'task_name' in message:
-        tokens = [t.get('job_token') for t in message.get('tasks') or []
-                  if isinstance(t, dict)]
-        if not tokens or any(t in (None, '') for t in tokens):
-            return None
-        joined = '\x1f'.join(str(t) for t in tokens)
-        if len(joined) > 200:
-            joined = hashlib.sha256(joined.encode()).hexdigest()
-        return f"{PREFIX}{short}:{message['task_name']}:{joined}"
-    token = message.get('job_token')
-    if token in (None, ''):
+        return _job_msg_key(short, message)
+    token = _token(message.get('job_token'))
+    return None if token is None else f"{PREFIX}{short}:{_key_part(token)}"
+
+
+def _job_msg_key(short: str, message: dict) -> str | None:
+    """A JobMsg's key: its task name and every task's token, or None if malformed."""
+    inner, tasks = message['task_name'], message['tasks']
+    if not isinstance(inner, str) or not inner or not isinstance(tasks, list) or not tasks:
         return None
-    return f"{PREFIX}{short}:{token}"
+    tokens = [_token(t.get('job_token')) if isinstance(t, dict) else None for t in tasks]
+    if any(t is None for t in tokens):
+        return None
+    return f"{PREFIX}{short}:{_key_part(inner)}:{_key_part(SEPARATOR.join(tokens))}"
+
+
+def _token(value: Any) -> str | None:
+    """A job token as text; None for a missing, empty or non-scalar one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        # str() of an int past 4300 digits raises; such a token is not a job's.
+        return str(value) if abs(value) < 10 ** 100 else None
+    return value if isinstance(value, str) and value else None
+
+
+def _key_part(text: str) -> str:
+    """``text``, or its sha256 if it is long or not valid UTF-8 (a lone surrogate)."""
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        pass
+    else:
+        if len(text) <= MAX_KEY_PART:
+            return text
+    return hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()
 
 
 def claim(store: Any, key: str, task_id: str, ttl: int) -> str | None:

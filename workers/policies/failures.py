@@ -11,6 +11,7 @@ Sorting an exception into what to do about it.
 from __future__ import annotations
 
 import enum
+import errno
 import socket
 from collections.abc import Iterator
 from urllib.error import HTTPError, URLError
@@ -30,6 +31,14 @@ class Failure(enum.Enum):
 INPUT_BUILTINS = (ValueError, TypeError, LookupError, AssertionError,
                   FileNotFoundError, IsADirectoryError, NotADirectoryError,
                   PermissionError, UnicodeError)
+
+# OSError numbers that mean the path itself is wrong (too long, a file where
+# a folder should be, a symlink loop), not that the machine is in trouble.
+INPUT_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.ELOOP})
+
+# botocore's refusal of a bucket or key before any request (a bucket name
+# with '/', an empty key), matched by name so producers need not import it.
+INPUT_BOTOCORE_NAMES = frozenset({'ParamValidationError'})
 
 # S3 error codes that mean "try again later".
 TRANSIENT_S3_CODES = frozenset({
@@ -114,7 +123,9 @@ def classify(exc: BaseException) -> Failure:
         return Failure.TRANSIENT
     if type(exc).__name__ == 'ClientError' and _is_transient_s3_error(exc):
         return Failure.TRANSIENT
-    if isinstance(exc, INPUT_BUILTINS):
+    if isinstance(exc, INPUT_BUILTINS) or type(exc).__name__ in INPUT_BOTOCORE_NAMES:
+        return Failure.INPUT
+    if isinstance(exc, OSError) and exc.errno in INPUT_ERRNOS:
         return Failure.INPUT
     if type(exc).__name__ == 'ClientError':
         return Failure.INPUT  # access denied, no such bucket: the location is wrong
