@@ -157,8 +157,16 @@ def sent(monkeypatch):
     return client, calls
 
 
-@pytest.mark.parametrize('tasks', [5, [None], [{}], [{'job_token': {'a': 1}}]])
-def test_submit_of_a_malformed_jobmsg_does_not_crash(sent, tasks):
+@pytest.mark.parametrize('tasks', [5, [None], [], None])
+def test_submit_refuses_a_jobmsg_without_task_messages(sent, tasks):
+    client, calls = sent
+    with pytest.raises(MessageError, match="'tasks' must be a non-empty list"):
+        client.submit('process_job', {'task_name': 'extract_features', 'tasks': tasks})
+    assert not calls
+
+
+@pytest.mark.parametrize('tasks', [[{}], [{'job_token': {'a': 1}}]])
+def test_submit_of_a_jobmsg_with_bad_tokens_does_not_crash(sent, tasks):
     client, calls = sent
     client.submit('process_job', {'task_name': 'extract_features', 'tasks': tasks})
     assert calls and calls[0][0] == 'spacer.process_job'
@@ -259,7 +267,8 @@ def test_submit_reports_a_refused_message_in_one_line(tmp_path, monkeypatch, cap
     assert capsys.readouterr().err == f'spacer submit: {path}: {error}\n'
 
 
-def test_submit_of_a_malformed_jobmsg_queues_it_for_the_worker(tmp_path, monkeypatch, capsys):
+def test_submit_of_a_malformed_jobmsg_is_refused_naming_the_file(tmp_path, monkeypatch,
+                                                                 capsys):
     from workers.app import app
     from workers.client import Client
     sent = []
@@ -267,8 +276,10 @@ def test_submit_of_a_malformed_jobmsg_queues_it_for_the_worker(tmp_path, monkeyp
     monkeypatch.setattr(app, 'send_task', lambda name, args, **options: sent.append(name))
     path = tmp_path / 'job5.json'
     path.write_text('{"task_name": "extract_features", "tasks": 5}')
-    assert main(['submit', str(path)]) == 0
-    assert sent == ['spacer.process_job'] and capsys.readouterr().out.strip()
+    assert main(['submit', str(path)]) == 2
+    assert not sent
+    err = capsys.readouterr().err
+    assert 'job5.json' in err and "'tasks' must be a non-empty list" in err
 
 
 def test_submit_reports_an_unreachable_broker(tmp_path, monkeypatch, capsys):
@@ -297,7 +308,7 @@ def embedded():
 
 @pytest.mark.parametrize('task, message', [
     ('extract_features', extract_json(job_token='dl5', extractor=BAD_EXTRACTOR)),
-    ('process_job', {'task_name': 'extract_features', 'tasks': 5}),
+    ('process_job', {'task_name': 'extract_features', 'tasks': [{'job_token': 5}]}),
 ])
 def test_malformed_nested_data_fails_as_input_without_a_dead_letter(embedded, task, message):
     from workers.keystore import store_for
