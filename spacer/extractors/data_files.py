@@ -28,6 +28,8 @@ _digest_memo: dict[tuple, str] = {}
 
 def file_sha256(path: str | os.PathLike) -> str:
     """sha256 hex digest of a local file, memoized by its stat signature."""
+    from spacer.storage.filesystem import check_regular_file
+    check_regular_file(path)  # a FIFO would block, a device never end
     stat = os.stat(path)
     signature = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns,
                  stat.st_ino)
@@ -90,7 +92,8 @@ def open_verified(key: str, loc: DataLocation,
         path, _ = cached_path(loc)
         return BytesIO(Path(path).read_bytes()), downloaded
     if loc.storage_type == 'filesystem':
-        return BytesIO(Path(loc.key).read_bytes()), False
+        from spacer.storage.filesystem import read_regular_file
+        return BytesIO(read_regular_file(loc.key)), False
     stream = _storage(loc).load(loc.key)
     stream.seek(0)
     return stream, False

@@ -1,15 +1,13 @@
 """Local copies of remote extractor files (network weights)."""
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from pathlib import Path
 
 from spacer import config
 from spacer.exceptions import ConfigError
+from spacer.storage.base import cache_file_name
 from spacer.storage.factory import storage_for
-from spacer.storage.filesystem import write_atomically
+from spacer.storage.filesystem import check_regular_file, write_atomically
 
 
 def cache_dir() -> Path:
@@ -22,16 +20,15 @@ def cache_dir() -> Path:
 
 def cached_file_path(loc) -> Path:
     """Where loc's copy lives: its file name prefixed by a digest of the whole
-    location, so two sources with the same file name never collide."""
-    digest = hashlib.sha256(
-        json.dumps(loc.serialize(), sort_keys=True).encode()).hexdigest()[:16]
-    name = re.sub(r'[^A-Za-z0-9._-]', '_', loc.filename) or 'data'
-    return cache_dir() / f'{digest}-{name}'
+    location, so two sources with the same file name never collide and no key
+    reaches outside the cache folder."""
+    return cache_dir() / cache_file_name(loc.serialize(), loc.key)
 
 
 def cached_path(loc) -> tuple[Path, bool]:
     """A local path holding loc's bytes, and whether they were downloaded now."""
     if loc.storage_type == 'filesystem':
+        check_regular_file(loc.key)  # a FIFO or device would block or never end
         return Path(loc.key), False
     path = cached_file_path(loc)
     if path.exists():

@@ -1,11 +1,104 @@
-"""Local files, written atomically so a reader never sees half a file."""
+"""Local files, written atomically so a reader never sees half a file.
+
+Only regular files are read: a FIFO would block the worker forever and a
+device such as /dev/zero never ends, so both are refused before any read.
+"""
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from io import BytesIO
+from typing import NoReturn
 
+from spacer.exceptions import MessageError
 from spacer.storage.base import Storage
+
+# Paths longer than this are shortened in error messages.
+_SHOWN_CHARS = 160
+
+# OS errors that say the path itself is malformed, not that the file is
+# missing or locked: reported as MessageError so a worker sees bad input.
+_BAD_PATH_ERRNOS = {
+    errno.ENAMETOOLONG: 'is too long for the filesystem',
+    errno.ELOOP: 'has too many levels of symbolic links',
+}
+
+_KIND_NAMES = (
+    (stat.S_ISFIFO, 'a FIFO (named pipe)'),
+    (stat.S_ISCHR, 'a character device'),
+    (stat.S_ISBLK, 'a block device'),
+    (stat.S_ISSOCK, 'a socket'),
+)
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """path quoted for a message; a huge one keeps its two ends and its length."""
+    text = os.fsdecode(path) if isinstance(path, (bytes, os.PathLike)) else str(path)
+    if len(text) <= _SHOWN_CHARS:
+        return repr(text)
+    half = _SHOWN_CHARS // 2
+    return f"{text[:half]!r}...{text[-half:]!r} ({len(text)} characters)"
+
+
+def _path_error(path: str, err: OSError | ValueError) -> Exception:
+    """The error to raise for err: a MessageError naming the path when the
+    path is malformed, else err itself (FileNotFoundError & co. already name
+    it, and callers catch those types)."""
+    if isinstance(err, ValueError):  # e.g. an embedded null byte
+        return MessageError(f"Filesystem path {shown_path(path)} is not a valid path: {err}.")
+    why = _BAD_PATH_ERRNOS.get(err.errno)
+    if why:
+        return MessageError(f"Filesystem path {shown_path(path)} {why} ({err.strerror}).")
+    return err
+
+
+def _raise_path_error(path: str, err: OSError | ValueError) -> NoReturn:
+    translated = _path_error(path, err)
+    if translated is err:
+        raise err
+    raise translated from err
+
+
+def _require_regular(path: str, st: os.stat_result) -> None:
+    if stat.S_ISREG(st.st_mode):
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    kind = next((name for test, name in _KIND_NAMES if test(st.st_mode)), 'a special file')
+    raise MessageError(
+        f"Filesystem path {shown_path(path)} is {kind}, not a regular file;"
+        " only regular files can be read.")
+
+
+def check_regular_file(path: str | os.PathLike) -> None:
+    """Raise unless path (symlinks followed) is a regular file; never opens it,
+    so a FIFO cannot block. Missing files raise FileNotFoundError."""
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError) as e:
+        _raise_path_error(path, e)
+    _require_regular(path, st)
+
+
+def read_regular_file(path: str) -> bytes:
+    """The whole content of the regular file at path.
+
+    Checked before opening, and again on the opened descriptor (the path may
+    have been swapped meanwhile); the open is non-blocking so even a FIFO that
+    slipped in between cannot hang the reader.
+    """
+    check_regular_file(path)
+    flags = os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_CLOEXEC', 0)
+    try:
+        fd = os.open(path, flags)
+    except (OSError, ValueError) as e:
+        _raise_path_error(path, e)
+    with os.fdopen(fd, 'rb') as f:
+        _require_regular(path, os.fstat(f.fileno()))
+        return f.read()
 
 
 def write_atomically(path: str, data: bytes | memoryview) -> None:
@@ -30,18 +123,38 @@ def write_atomically(path: str, data: bytes | memoryview) -> None:
         raise
 
 
+def _check_store_target(path: str) -> None:
+    """A store may create or replace a regular file, never a device or FIFO
+    (the rename would replace e.g. /dev/null itself)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as e:
+        _raise_path_error(path, e)
+    if not stat.S_ISREG(st.st_mode):
+        _require_regular(path, st)
+
+
 class FileSystemStorage(Storage):
     """Keys are file paths."""
 
     def store(self, key: str, stream: BytesIO) -> None:
-        write_atomically(key, stream.getbuffer())
+        _check_store_target(key)
+        data = stream.getbuffer()
+        try:
+            write_atomically(key, data)
+        except (OSError, ValueError) as e:
+            _raise_path_error(key, e)
 
     def load(self, key: str) -> BytesIO:
-        with open(key, 'rb') as f:
-            return BytesIO(f.read())
+        return BytesIO(read_regular_file(key))
 
     def delete(self, key: str) -> None:
-        os.remove(key)
+        try:
+            os.remove(key)
+        except (OSError, ValueError) as e:
+            _raise_path_error(key, e)
 
     def exists(self, key: str) -> bool:
         return os.path.exists(key)

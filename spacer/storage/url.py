@@ -16,7 +16,10 @@ _CHUNK = 1 << 20
 
 
 def _check_scheme(url: str) -> None:
-    scheme = urlparse(url).scheme if isinstance(url, str) else None
+    try:
+        scheme = urlparse(url).scheme if isinstance(url, str) else None
+    except ValueError as e:  # e.g. 'Invalid IPv6 URL'
+        raise URLDownloadError(f"The URL '{url}' is not a valid URL.", e) from e
     if scheme not in ALLOWED_SCHEMES:
         raise URLDownloadError(
             f"Failed to download from the URL '{url}'.",
@@ -25,6 +28,8 @@ def _check_scheme(url: str) -> None:
 
 class URLStorage(RemoteStorage):
     """Keys are URLs. Store and delete are refused: URLs are read-only here."""
+
+    storage_type = 'url'
 
     def __init__(self, timeout: float | None = None, max_bytes: int | None = None):
         self.timeout = timeout if timeout is not None else config.get('URL_TIMEOUT')
