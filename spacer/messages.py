@@ -1,6 +1,7 @@
 """Task messages and their return messages, in pyspacer's JSON forms."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,68 @@ def _rowcols(value: Any, owner: str) -> list[tuple[int, int]]:
             raise MessageError(f"{owner}: each rowcol must be a [row, col] pair, got {entry!r}.")
         out.append(tuple(entry))
     return out
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """repr for an error text, cut so a huge bad value can't flood a log."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+def _job_token(value: Any, owner: str) -> str:
+    """job_token names a task in logs, errors and the worker's deduplication,
+    so it must be a real string (pyspacer's messages all carry one)."""
+    if not isinstance(value, str) or not value:
+        raise MessageError(f"{owner}: job_token must be a non-empty string, got {_short(value)}.")
+    return value
+
+
+def _check_location(value: Any, field: str, owner: str) -> _DataLocation:
+    if not isinstance(value, _DataLocation):
+        raise MessageError(
+            f"{owner}: {field} must be a DataLocation, got {type(value).__name__}"
+            f" {_short(value)}.")
+    return value
+
+
+def _check_output(value: Any, field: str, owner: str) -> _DataLocation:
+    """An output location, checked before any work: a task that can't store
+    its result would fail only after the work (and after other outputs were
+    written)."""
+    loc = _check_location(value, field, owner)
+    if not loc.is_writable:
+        raise MessageError(
+            f"{owner}: {field}: Write not supported for '{loc.storage_type}' storage type"
+            f" (key {loc.key!r}).")
+    return loc
+
+
+def _place(loc: _DataLocation) -> tuple:
+    """Where a location points, with filesystem paths normalized so that
+    'a/b' and './a//b' count as the same file."""
+    key = loc.key
+    if loc.storage_type == 'filesystem':
+        key = os.path.normpath(os.path.abspath(key))
+    return loc.storage_type, loc.bucket_name, key
+
+
+def _refuse_overwrite(output: _DataLocation, field: str, inputs: dict[str, _DataLocation],
+                      owner: str) -> None:
+    """Storing an output over one of the task's own inputs would lose that data."""
+    for name, loc in inputs.items():
+        if _place(loc) == _place(output):
+            raise MessageError(
+                f"{owner}: {field} and {name} are the same location ({output.key!r});"
+                f" the output would overwrite it.")
+
+
+def _check_extractor(value: Any, owner: str):
+    from spacer.extractors.base import FeatureExtractor
+    if not isinstance(value, FeatureExtractor):
+        raise MessageError(
+            f"{owner}: extractor must be a FeatureExtractor, got {type(value).__name__}"
+            f" {_short(value)}.")
+    return value
 
 
 def _location(data: dict, key: str, owner: str) -> _DataLocation:
@@ -48,15 +111,20 @@ class ExtractFeaturesMsg(DataClass):
 
     def __init__(self, job_token: str, extractor, rowcols: list[tuple[int, int]],
                  image_loc: _DataLocation, feature_loc: _DataLocation):
-        rowcols = _rowcols(rowcols, 'ExtractFeaturesMsg')
-        if not feature_loc.is_writable:
-            raise MessageError(
-                f"Write not supported for '{feature_loc.storage_type}' storage type.")
-        self.job_token = job_token
-        self.extractor = extractor
-        self.rowcols = rowcols
-        self.image_loc = image_loc
-        self.feature_loc = feature_loc
+        owner = 'ExtractFeaturesMsg'
+        self.job_token = _job_token(job_token, owner)
+        self.extractor = _check_extractor(extractor, owner)
+        self.rowcols = _rowcols(rowcols, owner)
+        self.image_loc = _check_location(image_loc, 'image_loc', owner)
+        self.feature_loc = _check_output(feature_loc, 'feature_loc', owner)
+        # Features stored over the image (or the extractor's weights) would
+        # replace it silently.
+        inputs = {'image_loc': image_loc}
+        weights = getattr(extractor, 'data_locations', None)
+        if isinstance(weights, dict):
+            inputs.update((f'extractor data_locations[{name!r}]', loc)
+                          for name, loc in weights.items() if isinstance(loc, _DataLocation))
+        _refuse_overwrite(feature_loc, 'feature_loc', inputs, owner)
 
     @classmethod
     def example(cls) -> ExtractFeaturesMsg:
@@ -200,25 +268,28 @@ class TrainClassifierMsg(DataClass):
             ('valresult_loc', valresult_loc)) if value is None]
         if missing:
             raise MessageError(f"TrainClassifierMsg: missing {', '.join(missing)}.")
-        previous_model_locs = previous_model_locs or []
-        from spacer.train_classifier import trainer_factory
-        if isinstance(trainer, str):
-            trainer = trainer_factory(trainer)
+        owner = 'TrainClassifierMsg'
+        self.job_token = _job_token(job_token, owner)
+        self.trainer = _trainer(trainer, owner)
         if clf_type not in ('MLP', 'LR'):
-            raise MessageError(f"clf_type must be 'MLP' or 'LR', not {clf_type!r}.")
+            raise MessageError(
+                f"{owner}: clf_type must be 'MLP' or 'LR', not {_short(clf_type)}.")
         if isinstance(nbr_epochs, bool) or not isinstance(nbr_epochs, int) or nbr_epochs < 1:
-            raise MessageError(f"nbr_epochs must be a positive integer, not {nbr_epochs!r}.")
+            raise MessageError(
+                f"{owner}: nbr_epochs must be a positive integer, not {_short(nbr_epochs)}.")
         if not isinstance(labels, TrainingTaskLabels):
-            raise MessageError(f"labels must be a TrainingTaskLabels, not {type(labels).__name__}.")
-        self.job_token = job_token
-        self.trainer = trainer
+            raise MessageError(
+                f"{owner}: labels must be a TrainingTaskLabels, not {type(labels).__name__}.")
         self.nbr_epochs = nbr_epochs
         self.clf_type = clf_type
         self.labels = labels
-        self.previous_model_locs = list(previous_model_locs)
-        self.model_loc = model_loc
-        self.valresult_loc = valresult_loc
-        self.feature_cache_dir = feature_cache_dir
+        self.previous_model_locs = _previous_model_locs(previous_model_locs, owner)
+        self.model_loc = _check_output(model_loc, 'model_loc', owner)
+        self.valresult_loc = _check_output(valresult_loc, 'valresult_loc', owner)
+        _refuse_overwrite(valresult_loc, 'valresult_loc', {'model_loc': model_loc}, owner)
+        for field, loc in (('model_loc', model_loc), ('valresult_loc', valresult_loc)):
+            _refuse_feature_overwrite(loc, field, labels, owner)
+        self.feature_cache_dir = _feature_cache_dir(feature_cache_dir, owner)
 
     @classmethod
     def example(cls) -> TrainClassifierMsg:
@@ -240,7 +311,7 @@ class TrainClassifierMsg(DataClass):
 
     @classmethod
     def deserialize(cls, data: dict) -> TrainClassifierMsg:
-        from spacer.train_classifier import ClassifierTrainer, trainer_factory
+        from spacer.train_classifier import ClassifierTrainer
         owner = cls.__name__
         if isinstance(data, dict) and 'train_labels' in data:
             return cls._deserialize_06(data)
@@ -250,20 +321,17 @@ class TrainClassifierMsg(DataClass):
                       "the current JSON (labels keyed by serialized DataLocations; load"
                       " and store msg.serialize())", origin='pyspacer 0.7-0.12 JSON')
         if isinstance(data, dict) and 'trainer_name' in data:
-            trainer = trainer_factory(data['trainer_name'])
+            trainer = data['trainer_name']  # the constructor takes only a name
         else:
             trainer = ClassifierTrainer.deserialize(require(data, 'trainer', owner))
-        previous = require(data, 'previous_model_locs', owner)
-        if not isinstance(previous, list):
-            raise MessageError(f"{owner}: previous_model_locs must be a list.")
         return cls(job_token=require(data, 'job_token', owner), trainer=trainer,
                    nbr_epochs=require(data, 'nbr_epochs', owner),
                    clf_type=require(data, 'clf_type', owner),
                    labels=TrainingTaskLabels.deserialize(
                        require(data, 'labels', owner),
-                       _DataLocation.deserialize(data['features_loc'])
+                       _location(data, 'features_loc', owner)
                        if data.get('features_loc') else None),
-                   previous_model_locs=[_DataLocation.deserialize(p) for p in previous],
+                   previous_model_locs=_location_list(data, 'previous_model_locs', owner),
                    model_loc=_location(data, 'model_loc', owner),
                    valresult_loc=_location(data, 'valresult_loc', owner),
                    feature_cache_dir=data.get('feature_cache_dir', cls.FeatureCache.AUTO))
@@ -281,14 +349,84 @@ class TrainClassifierMsg(DataClass):
         train = ImageLabels.deserialize(require(data, 'train_labels', owner), features_loc)
         val = ImageLabels.deserialize(require(data, 'val_labels', owner), features_loc)
         return cls(job_token=require(data, 'job_token', owner),
-                   trainer=data.get('trainer_name') or data.get('trainer') or 'minibatch',
+                   trainer=_legacy_trainer(data),
                    nbr_epochs=require(data, 'nbr_epochs', owner),
                    clf_type=require(data, 'clf_type', owner),
                    labels=_legacy_labels(train, val, None),
-                   previous_model_locs=[_DataLocation.deserialize(p) for p in
-                                        require(data, 'previous_model_locs', owner)],
+                   previous_model_locs=_location_list(data, 'previous_model_locs', owner),
                    model_loc=_location(data, 'model_loc', owner),
                    valresult_loc=_location(data, 'valresult_loc', owner))
+
+
+def _location_list(data: dict, key: str, owner: str) -> list[_DataLocation]:
+    """data[key] as a list of DataLocations, errors naming the key and index."""
+    value = require(data, key, owner)
+    if not isinstance(value, list):
+        raise MessageError(f"{owner}: {key} must be a list of locations,"
+                           f" got {type(value).__name__} {_short(value)}.")
+    locations = []
+    for i, entry in enumerate(value):
+        try:
+            locations.append(_DataLocation.deserialize(entry))
+        except MessageError as e:
+            raise MessageError(f"{owner}.{key}[{i}]: {e}") from e
+    return locations
+
+
+def _legacy_trainer(data: dict):
+    """0.6 JSON names its trainer in trainer_name (a string, checked by the
+    constructor); a 'trainer' object is the current form."""
+    from spacer.train_classifier import ClassifierTrainer
+    if data.get('trainer_name') is not None:
+        return data['trainer_name']
+    trainer = data.get('trainer')
+    if isinstance(trainer, dict):
+        return ClassifierTrainer.deserialize(trainer)
+    return trainer if trainer is not None else 'minibatch'
+
+
+def _trainer(value: Any, owner: str):
+    """A ClassifierTrainer, or a name/class path that trainer_factory turns
+    into one; anything else would fail only when training starts."""
+    from spacer.train_classifier import ClassifierTrainer, trainer_factory
+    if isinstance(value, str):
+        return trainer_factory(value)
+    if not isinstance(value, ClassifierTrainer):
+        raise MessageError(
+            f"{owner}: trainer must be a ClassifierTrainer or a trainer name,"
+            f" got {type(value).__name__} {_short(value)}.")
+    return value
+
+
+def _previous_model_locs(value: Any, owner: str) -> list[_DataLocation]:
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise MessageError(f"{owner}: previous_model_locs must be a list of DataLocations,"
+                           f" got {type(value).__name__} {_short(value)}.")
+    return [_check_location(loc, f'previous_model_locs[{i}]', owner)
+            for i, loc in enumerate(value)]
+
+
+def _refuse_feature_overwrite(output: _DataLocation, field: str,
+                              labels: TrainingTaskLabels, owner: str) -> None:
+    """The classifier or val results stored over a training feature file
+    would destroy it."""
+    for name in TrainingTaskLabels.SETS:
+        if output in labels[name]:
+            raise MessageError(
+                f"{owner}: {field} ({output.key!r}) is a feature file of the {name} labels;"
+                f" the output would overwrite it.")
+
+
+def _feature_cache_dir(value: Any, owner: str) -> str | Path:
+    if isinstance(value, os.PathLike):
+        return value
+    if not isinstance(value, str) or not value:
+        raise MessageError(
+            f"{owner}: feature_cache_dir must be a folder path, 'auto' or 'disabled',"
+            f" got {_short(value)}.")
+    return value
 
 
 def _legacy_labels(train_labels, val_labels, features_loc) -> TrainingTaskLabels:
@@ -297,6 +435,12 @@ def _legacy_labels(train_labels, val_labels, features_loc) -> TrainingTaskLabels
     from spacer.legacy import relocate_labels, split_legacy_train
     if train_labels is None or val_labels is None:
         raise MessageError("TrainClassifierMsg: train_labels and val_labels go together.")
+    for field, value in (('train_labels', train_labels), ('val_labels', val_labels)):
+        if not isinstance(value, ImageLabels):
+            raise MessageError(f"TrainClassifierMsg: {field} must be an ImageLabels,"
+                               f" got {type(value).__name__} {_short(value)}.")
+    if features_loc is not None:
+        _check_location(features_loc, 'features_loc', 'TrainClassifierMsg')
     train = relocate_labels(train_labels, features_loc)
     val = relocate_labels(val_labels, features_loc)
     train, ref = split_legacy_train(train, config.get('TRAINING_BATCH_LABEL_COUNT'))
@@ -320,9 +464,10 @@ class ClassifyFeaturesMsg(DataClass):
     """Score every point of a feature file with a classifier."""
 
     def __init__(self, job_token: str, feature_loc: _DataLocation, classifier_loc: _DataLocation):
-        self.job_token = job_token
-        self.feature_loc = feature_loc
-        self.classifier_loc = classifier_loc
+        owner = 'ClassifyFeaturesMsg'
+        self.job_token = _job_token(job_token, owner)
+        self.feature_loc = _check_location(feature_loc, 'feature_loc', owner)
+        self.classifier_loc = _check_location(classifier_loc, 'classifier_loc', owner)
 
     @classmethod
     def example(cls) -> ClassifyFeaturesMsg:
@@ -348,11 +493,12 @@ class ClassifyImageMsg(DataClass):
 
     def __init__(self, job_token: str, extractor, rowcols: list[tuple[int, int]],
                  image_loc: _DataLocation, classifier_loc: _DataLocation):
-        self.job_token = job_token
-        self.extractor = extractor
-        self.rowcols = _rowcols(rowcols, 'ClassifyImageMsg')
-        self.image_loc = image_loc
-        self.classifier_loc = classifier_loc
+        owner = 'ClassifyImageMsg'
+        self.job_token = _job_token(job_token, owner)
+        self.extractor = _check_extractor(extractor, owner)
+        self.rowcols = _rowcols(rowcols, owner)
+        self.image_loc = _check_location(image_loc, 'image_loc', owner)
+        self.classifier_loc = _check_location(classifier_loc, 'classifier_loc', owner)
 
     @classmethod
     def example(cls) -> ClassifyImageMsg:
@@ -423,6 +569,15 @@ class ClassifyReturnMsg(DataClass):
                    valid_rowcol=require(data, 'valid_rowcol', owner))
 
 
+def _indexed(deserialize, data: Any, where: str):
+    """deserialize(data), its MessageError prefixed with where it happened
+    (keeping the class, so a ClassPathError stays one)."""
+    try:
+        return deserialize(data)
+    except MessageError as e:
+        raise type(e)(f"{where}: {e}") from e
+
+
 def task_message_class(task_name: str) -> type[DataClass]:
     classes = {'extract_features': ExtractFeaturesMsg, 'train_classifier': TrainClassifierMsg,
                'classify_features': ClassifyFeaturesMsg, 'classify_image': ClassifyImageMsg}
@@ -443,7 +598,16 @@ class JobMsg(DataClass):
     """Several tasks of one kind."""
 
     def __init__(self, task_name: str, tasks: list):
-        task_message_class(task_name)
+        # A task of the wrong class would fail only when its turn comes.
+        message_class = task_message_class(task_name)
+        if not isinstance(tasks, list):
+            raise MessageError(f"JobMsg: tasks must be a list, got {type(tasks).__name__}"
+                               f" {_short(tasks)}.")
+        for i, task in enumerate(tasks):
+            if not isinstance(task, message_class):
+                raise MessageError(
+                    f"JobMsg: tasks[{i}] is a {type(task).__name__}, but task_name"
+                    f" {task_name!r} takes {message_class.__name__} tasks.")
         self.task_name = task_name
         self.tasks = tasks
 
@@ -453,8 +617,9 @@ class JobMsg(DataClass):
         message_class = task_message_class(task_name)
         tasks = require(data, 'tasks', cls.__name__)
         if not isinstance(tasks, list):
-            raise MessageError("JobMsg: tasks must be a list.")
-        return cls(task_name, [message_class.deserialize(t) for t in tasks])
+            raise MessageError(f"JobMsg: tasks must be a list, got {type(tasks).__name__}.")
+        return cls(task_name, [_indexed(message_class.deserialize, t, f'JobMsg.tasks[{i}]')
+                               for i, t in enumerate(tasks)])
 
     def serialize(self) -> dict:
         return {'task_name': self.task_name, 'tasks': [t.serialize() for t in self.tasks]}
@@ -471,6 +636,12 @@ class JobReturnMsg(DataClass):
 
     def __init__(self, original_job: JobMsg, ok: bool, results: list | None,
                  error_message: str | None):
+        if not isinstance(original_job, JobMsg):
+            raise MessageError(f"JobReturnMsg: original_job must be a JobMsg,"
+                               f" got {type(original_job).__name__}.")
+        if ok and not isinstance(results, list):
+            raise MessageError(f"JobReturnMsg: results must be a list when ok is true,"
+                               f" got {type(results).__name__} {_short(results)}.")
         self.original_job = original_job
         self.ok = ok
         self.results = results
@@ -489,7 +660,13 @@ class JobReturnMsg(DataClass):
         results = data.get('results')
         if ok:
             return_class = return_message_class(original_job.task_name)
-            results = [return_class.deserialize(r) for r in results or []]
+            if results is None:
+                results = []
+            if not isinstance(results, list):
+                raise MessageError(f"{owner}: results must be a list when ok is true,"
+                                   f" got {type(results).__name__} {_short(results)}.")
+            results = [_indexed(return_class.deserialize, r, f'{owner}.results[{i}]')
+                       for i, r in enumerate(results)]
         return cls(original_job=original_job, ok=ok, results=results,
                    error_message=data.get('error_message'))
 

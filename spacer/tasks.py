@@ -21,6 +21,15 @@ from spacer.storage import load_classifier, load_image, store_classifier
 logger = getLogger(__name__)
 
 
+def _require_message(msg: object, expected: type, task: str) -> None:
+    """A task given a dict (say, msg.serialize()) or None fails here, clearly,
+    instead of with an AttributeError deep inside."""
+    if not isinstance(msg, expected):
+        article = 'an' if expected.__name__[0] in 'AEIOU' else 'a'
+        raise TypeError(
+            f"{task} takes {article} {expected.__name__}, not {type(msg).__name__}.")
+
+
 def _extract(msg: ExtractFeaturesMsg | ClassifyImageMsg):
     from spacer.extract_inputs import check_extract_inputs
     img = load_image(msg.image_loc)
@@ -30,6 +39,7 @@ def _extract(msg: ExtractFeaturesMsg | ClassifyImageMsg):
 
 
 def extract_features(msg: ExtractFeaturesMsg) -> ExtractFeaturesReturnMsg:
+    _require_message(msg, ExtractFeaturesMsg, 'extract_features')
     features, return_msg = _extract(msg)
     with config.log_entry_and_exit('storing features'):
         features.store(msg.feature_loc)
@@ -66,6 +76,7 @@ def train_classifier(msg: TrainClassifierMsg,
         -> TrainClassifierReturnMsg:
     """pyspacer's train_classifier. ``on_epoch(epoch, nbr_epochs, ref_acc)``,
     if given, hears of each finished epoch from trainers that accept it."""
+    _require_message(msg, TrainClassifierMsg, 'train_classifier')
     from spacer.task_utils import preprocess_labels
     labels = preprocess_labels(msg.labels)
     previous = [load_classifier(loc) for loc in msg.previous_model_locs]
@@ -89,6 +100,7 @@ def train_classifier(msg: TrainClassifierMsg,
 
 
 def classify_features(msg: ClassifyFeaturesMsg) -> ClassifyReturnMsg:
+    _require_message(msg, ClassifyFeaturesMsg, 'classify_features')
     from spacer.classify import score_features
     start = time.time()
     features = ImageFeatures.load(msg.feature_loc)
@@ -100,6 +112,7 @@ def classify_features(msg: ClassifyFeaturesMsg) -> ClassifyReturnMsg:
 
 
 def classify_image(msg: ClassifyImageMsg) -> ClassifyReturnMsg:
+    _require_message(msg, ClassifyImageMsg, 'classify_image')
     from spacer.classify import score_features
     start = time.time()
     features, _ = _extract(msg)
@@ -137,8 +150,7 @@ def run_job(job_msg: JobMsg,
     (the worker layer does so to retry a transient fault). In a training job,
     ``on_task_epoch(task_index, epoch, nbr_epochs, ref_acc)`` hears of each
     finished epoch (task_index counts from 0)."""
-    if not isinstance(job_msg, JobMsg):
-        raise TypeError(f"process_job takes a JobMsg, not {type(job_msg).__name__}.")
+    _require_message(job_msg, JobMsg, 'process_job')
     run = TASK_FUNCTIONS[job_msg.task_name]
     results, errors = [], []
     for index, task in enumerate(job_msg.tasks):
