@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
 from pprint import pformat
-from typing import Any, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 from urllib.parse import urlparse
 
 import numpy as np
@@ -144,6 +144,74 @@ def _annotation(entry: Any, owner: str) -> Annotation:
     return tuple(entry)
 
 
+def _type_kind(label_type: type) -> type | None:
+    """int or str, the label types training can sort and store; None for
+    anything else (bools included, though they are ints)."""
+    if issubclass(label_type, (bool, np.bool_)):
+        return None
+    if issubclass(label_type, (int, np.integer)):
+        return int
+    return str if issubclass(label_type, str) else None
+
+
+def _label_kind(label: Any) -> type | None:
+    return _type_kind(type(label))
+
+
+_KIND_NAMES = {int: 'an integer', str: 'a string'}
+
+
+def _image_labels(loc: DataLocation, annotations: Any) -> list[LabelId]:
+    """The labels of one image's annotations, refusing annotations that are
+    not (row, col, label), labels that are not an int or str, and a mix of
+    int and str labels (numpy would turn the ints into strings). Checked
+    per distinct type, so it costs little next to counting the labels."""
+    where = f"ImageLabels: image {loc.key!r}"
+    if not isinstance(annotations, (list, tuple)):
+        raise MessageError(f"{where}: annotations must be a list, got {annotations!r}.")
+    if not all(issubclass(t, (list, tuple)) for t in set(map(type, annotations))):
+        _raise_first_bad_annotation(where, annotations)
+    try:
+        labels = [label for _, _, label in annotations]
+    except ValueError:  # not 3 items
+        _raise_first_bad_annotation(where, annotations)
+    kinds = {_type_kind(t) for t in set(map(type, labels))}
+    if None in kinds:
+        _raise_first_bad_annotation(where, annotations)
+    if len(kinds) > 1:
+        example = {_label_kind(label): label for label in labels}
+        raise MessageError(
+            f"{where}: labels must be all integers or all strings, not a mix"
+            f" (e.g. {example[int]!r} and {example[str]!r}).")
+    return labels
+
+
+def _raise_first_bad_annotation(where: str, annotations: list) -> NoReturn:
+    for entry in annotations:
+        if not isinstance(entry, (list, tuple)) or len(entry) != 3:
+            raise MessageError(
+                f"{where}: an annotation must be [row, col, label], got {entry!r}.")
+        if _label_kind(entry[2]) is None:
+            raise MessageError(
+                f"{where}: label {entry[2]!r} at ({entry[0]!r}, {entry[1]!r}) must"
+                f" be an integer or a string.")
+    raise AssertionError("no bad annotation found")  # pragma: no cover
+
+
+def _check_same_label_kind(loc: DataLocation, existing: Counter, new: list) -> None:
+    """The new image's labels are of the kind of those already held (all
+    of one kind, so any one of them tells)."""
+    if not existing or not new:
+        return
+    old_label, new_label = next(iter(existing)), new[0]
+    if _label_kind(old_label) is not _label_kind(new_label):
+        raise MessageError(
+            f"ImageLabels: image {loc.key!r}: label {new_label!r} is"
+            f" {_KIND_NAMES[_label_kind(new_label)]} but other images have"
+            f" {_KIND_NAMES[_label_kind(old_label)].split()[-1]} labels"
+            f" (e.g. {old_label!r}); labels must be all integers or all strings.")
+
+
 def annotated_rows(loc: DataLocation, annotations: list,
                    filesystem_cache: str | None = None) -> np.ndarray:
     """The feature vectors of a file's annotated points, in annotation order,
@@ -183,12 +251,15 @@ class ImageLabels(DataClass):
         if not isinstance(feature_loc, DataLocation):
             raise MessageError(
                 f"ImageLabels keys must be DataLocations, got {feature_loc!r}.")
+        labels = _image_labels(feature_loc, image_annotations)
+        remaining = self.label_count_per_class
         if feature_loc in self._data:
-            self.label_count_per_class.subtract(
-                label for _, _, label in self._data[feature_loc])
-            self.label_count_per_class += Counter()  # drop zero counts
+            # Counter subtraction drops the classes left with no points.
+            remaining = remaining - Counter(label for _, _, label in self._data[feature_loc])
+        _check_same_label_kind(feature_loc, remaining, labels)
         self._data[feature_loc] = image_annotations
-        self.label_count_per_class.update(label for _, _, label in image_annotations)
+        self.label_count_per_class = remaining
+        self.label_count_per_class.update(labels)
         self.has_remote_data = self.has_remote_data or feature_loc.is_remote
 
     def set_filesystem_cache(self, dir_path: str | None) -> None:
@@ -240,8 +311,9 @@ class ImageLabels(DataClass):
             if not isinstance(annotations, list):
                 raise MessageError(
                     f"ImageLabels: annotations of {key!r} must be a list, got {annotations!r}.")
-            instance.add_image(_label_key_location(key, features_loc),
-                               [_annotation(a, 'ImageLabels') for a in annotations])
+            loc = _label_key_location(key, features_loc)
+            owner = f"ImageLabels: image {loc.key!r}"
+            instance.add_image(loc, [_annotation(a, owner) for a in annotations])
         return instance
 
     def keys(self):
@@ -337,15 +409,19 @@ class ImageFeatures(DataClass):
     def __init__(self, point_features: list[PointFeatures], valid_rowcol: bool,
                  feature_dim: int, npoints: int):
         if len(point_features) == 0:
-            raise ValueError("ImageFeatures needs at least one point.")
+            raise MessageError("ImageFeatures needs at least one point.")
         if len(point_features) != npoints:
-            raise ValueError(f"npoints is {npoints} but {len(point_features)} points were given.")
-        feat = np.array([pf.data for pf in point_features], dtype=float)
-        if feat.ndim != 2 or feat.shape[1] != feature_dim:
-            raise ValueError(f"Feature vectors are not all of dimension {feature_dim}.")
+            raise MessageError(
+                f"npoints is {npoints} but {len(point_features)} points were given.")
+        try:
+            feat = np.array([pf.data for pf in point_features], dtype=float)
+        except ValueError:  # ragged
+            feat = None
+        if feat is None or feat.ndim != 2 or feat.shape[1] != feature_dim:
+            raise MessageError(f"Feature vectors are not all of dimension {feature_dim}.")
         rows = [pf.row for pf in point_features] if valid_rowcol else None
         cols = [pf.col for pf in point_features] if valid_rowcol else None
-        self._init_arrays(rows, cols, feat, valid_rowcol)
+        self._set_arrays(rows, cols, feat, valid_rowcol)
 
     def _init_arrays(self, rows, cols, feat: np.ndarray, valid_rowcol: bool) -> None:
         self.feat = feat
@@ -362,14 +438,25 @@ class ImageFeatures(DataClass):
 
     @classmethod
     def from_arrays(cls, rows, cols, feat, valid_rowcol: bool = True) -> ImageFeatures:
-        feat = np.asarray(feat)
-        if feat.ndim != 2 or feat.shape[0] == 0:
-            raise ValueError(f"Features must be a non-empty 2-D array, got shape {feat.shape}.")
-        if valid_rowcol and not (len(rows) == len(cols) == feat.shape[0]):
-            raise ValueError("rows, cols and features differ in length.")
+        """Features from arrays (or lists); rows/cols are ignored when
+        valid_rowcol is false. MessageError says what is wrong with them."""
         instance = cls.__new__(cls)
-        instance._init_arrays(rows, cols, feat, valid_rowcol)
+        instance._set_arrays(rows, cols, feat, valid_rowcol)
         return instance
+
+    def _set_arrays(self, rows, cols, feat, valid_rowcol: bool) -> None:
+        try:
+            feat = np.asarray(feat)
+            if valid_rowcol:
+                rows, cols = np.asarray(rows), np.asarray(cols)
+        except (TypeError, ValueError) as e:  # ragged lists
+            raise MessageError(f"features are not arrays: {e}") from e
+        problem = _features_problem(feat) or (
+            valid_rowcol and (_rowcol_problem('rows', rows, feat.shape[0])
+                              or _rowcol_problem('cols', cols, feat.shape[0])))
+        if problem:
+            raise MessageError(problem)
+        self._init_arrays(rows, cols, feat, valid_rowcol)
 
     @property
     def point_features(self) -> list[PointFeatures]:
@@ -434,6 +521,9 @@ class ImageFeatures(DataClass):
             feat = np.array(data, dtype=float)
         except (TypeError, ValueError) as e:
             raise MessageError(f"Legacy features are not a list of equal-length vectors: {e}") from e
+        if feat.ndim != 2:
+            raise MessageError(f"Legacy features must be a list of vectors (2-D),"
+                               f" got a {feat.ndim}-D array of shape {feat.shape}.")
         return cls.from_arrays(None, None, feat, valid_rowcol=False)
 
     def serialize(self):
@@ -470,7 +560,10 @@ class ImageFeatures(DataClass):
         except (UnicodeDecodeError, ValueError) as e:
             raise MessageError(
                 f"{key}: not a feature file (neither npz nor legacy JSON).") from e
-        return cls.deserialize(data)
+        try:
+            return cls.deserialize(data)
+        except MessageError as e:
+            raise MessageError(f"{key}: {e}") from e
 
     @classmethod
     def _from_npz(cls, raw: bytes, key: str) -> ImageFeatures:
@@ -481,11 +574,26 @@ class ImageFeatures(DataClass):
         except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError,
                 struct.error) as e:
             raise MessageError(f"{key}: corrupt feature file ({e}).") from e
-        valid_rowcol = bool(meta[0])
-        if feat.ndim != 2 or feat.shape[0] != int(meta[1]) or feat.shape[1] != int(meta[2]):
-            raise MessageError(f"{key}: feature array shape {feat.shape} disagrees with"
-                               f" its header {meta.tolist()}.")
-        return cls.from_arrays(rows, cols, feat, valid_rowcol=valid_rowcol)
+        try:
+            return cls._from_npz_arrays(meta, rows, cols, feat)
+        except MessageError as e:
+            raise MessageError(f"{key}: corrupt feature file ({e}).") from e
+
+    @classmethod
+    def _from_npz_arrays(cls, meta: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                         feat: np.ndarray) -> ImageFeatures:
+        # meta is pyspacer's header [valid_rowcol, npoints, feature_dim].
+        if meta.shape != (3,) or meta.dtype.kind not in 'biu':
+            raise MessageError(f"meta must be 3 integers [valid_rowcol, npoints,"
+                               f" feature_dim], got {meta.dtype} of shape {meta.shape}")
+        problem = _features_problem(feat)
+        if problem:
+            raise MessageError(problem)
+        if feat.shape != (int(meta[1]), int(meta[2])):
+            raise MessageError(f"feature array shape {feat.shape} disagrees with"
+                               f" its header {meta.tolist()}")
+        # Legacy files (valid_rowcol false) hold empty float rows/cols.
+        return cls.from_arrays(rows, cols, feat, valid_rowcol=bool(meta[0]))
 
     def to_bytes(self) -> bytes:
         """pyspacer's npz layout; rows/cols are uint16 as pyspacer writes them,
@@ -507,6 +615,36 @@ class ImageFeatures(DataClass):
 
     def store(self, loc: DataLocation) -> None:
         storage_factory(loc.storage_type, loc.bucket_name).store(loc.key, BytesIO(self.to_bytes()))
+
+
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _features_problem(feat: np.ndarray) -> str | None:
+    """What makes ``feat`` unusable as a feature matrix, if anything
+    (O(1): shape and dtype only)."""
+    if feat.ndim != 2 or feat.shape[0] == 0 or feat.shape[1] == 0:
+        return f"feat must be a non-empty 2-D array, got shape {feat.shape}"
+    if feat.dtype.kind not in 'fiu':
+        return f"feat must be real numbers, got dtype {feat.dtype}"
+    return None
+
+
+def _rowcol_problem(name: str, values: np.ndarray, npoints: int) -> str | None:
+    """What is wrong with a rows/cols array for ``npoints`` points, if
+    anything. Only the min/max scan is O(npoints), and only where the
+    dtype can hold a bad value."""
+    if values.shape != (npoints,):
+        return (f"{name} must be a 1-D array of {npoints} values (one per"
+                f" feature vector), got shape {values.shape}")
+    if values.dtype.kind not in 'iu':
+        return f"{name} must be integers, got dtype {values.dtype}"
+    if values.dtype.kind == 'i' and values.min() < 0:
+        return f"{name} has a negative value ({values.min()})"
+    if values.dtype.kind == 'u' and values.dtype.itemsize == 8 \
+            and values.max() > _INT64_MAX:
+        return f"{name} has a value too large for a pixel position ({values.max()})"
+    return None
 
 
 class ValResults(DataClass):

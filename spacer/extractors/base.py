@@ -35,6 +35,7 @@ from PIL import Image
 
 from spacer import config
 from spacer.data_classes import DataLocation, ImageFeatures
+from spacer.exceptions import MessageError
 from spacer.extractors import data_files, warm
 from spacer.extractors.utils import PatchCropper
 from spacer.messages import ExtractFeaturesReturnMsg
@@ -53,18 +54,19 @@ class FeatureExtractor(abc.ABC):
                  data_locations: dict[str, DataLocation],
                  data_hashes: dict[str, str] | None = None,
                  **kwargs):
-        if not isinstance(data_locations, dict):
-            raise TypeError(
-                f"data_locations must be a dict of DataLocations, not"
-                f" {type(data_locations).__name__}.")
+        owner = type(self).__name__
+        if kwargs:
+            # Subclasses pass on what they do not take; anything left is a
+            # typo or a field of another extractor, not something to drop.
+            raise MessageError(
+                f"{owner}: unknown field(s) {', '.join(map(repr, kwargs))}.")
+        self.data_locations = _data_locations(data_locations, owner)
         for key in self.DATA_LOCATION_KEYS:
-            if key not in data_locations:
-                raise ValueError(
-                    f"{key} must be present in data_locations for"
-                    f" {self.__class__.__name__}.")
-        self.data_locations = data_locations
+            if key not in self.data_locations:
+                raise MessageError(
+                    f"{key} must be present in data_locations for {owner}.")
         # sha256 hex digests, for any subset of the data_locations keys.
-        self.data_hashes = data_hashes or dict()
+        self.data_hashes = _data_hashes(data_hashes, self.data_locations, owner)
 
     # ---- what subclasses provide -------------------------------------
 
@@ -204,15 +206,20 @@ class FeatureExtractor(abc.ABC):
         from spacer.class_registry import resolve
 
         if not isinstance(data, dict) or 'class_path' not in data:
-            raise ValueError(
-                "A serialized extractor must be a dict with a 'class_path'.")
+            got = 'an object without one' if isinstance(data, dict) \
+                else type(data).__name__
+            raise MessageError(
+                f"A serialized extractor must be a JSON object with a"
+                f" 'class_path', got {got}.")
         working = dict(data)
         extractor_class = resolve(working.pop('class_path'), FeatureExtractor)
-        working['data_locations'] = {
-            key: DataLocation.deserialize(loc)
-            for key, loc in (working.get('data_locations') or {}).items()
-        }
-        return extractor_class(**working)
+        if working.get('data_locations') is None:
+            working['data_locations'] = {}
+        try:
+            return extractor_class(**working)
+        except TypeError as e:
+            # A registered class without **kwargs refusing a field.
+            raise MessageError(f"{extractor_class.__name__}: {e}") from e
 
     def __repr__(self):
         return str(self.serialize())
@@ -240,6 +247,56 @@ def _one_ahead(items: Iterator) -> Iterator:
 
 
 _DONE = object()
+
+_SHA256_HEX = frozenset('0123456789abcdef')
+
+
+def _data_locations(value: Any, owner: str) -> dict[str, DataLocation]:
+    """data_locations as {key: DataLocation}, from DataLocations or their
+    serialized dicts."""
+    if not isinstance(value, dict):
+        raise MessageError(
+            f"{owner}: data_locations must be an object of key ->"
+            f" DataLocation, got {type(value).__name__}.")
+    locations = {}
+    for key, loc in value.items():
+        if not isinstance(key, str):
+            raise MessageError(
+                f"{owner}: data_locations keys must be strings, got {key!r}.")
+        if isinstance(loc, DataLocation):
+            locations[key] = loc
+            continue
+        try:
+            locations[key] = DataLocation.deserialize(loc)
+        except MessageError as e:
+            raise MessageError(f"{owner}: data_locations[{key!r}]: {e}") from e
+    return locations
+
+
+def _data_hashes(value: Any, locations: dict[str, DataLocation],
+                 owner: str) -> dict[str, str]:
+    """data_hashes as {key: sha256 hex}; '' (pyspacer: no check) is kept.
+    A hash for a key with no data location would silently check nothing,
+    and one that is not a sha256 digest could never match."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MessageError(
+            f"{owner}: data_hashes must be an object of key -> sha256 hex"
+            f" digest, got {type(value).__name__}.")
+    hashes = {}
+    for key, digest in value.items():
+        if key not in locations:
+            raise MessageError(
+                f"{owner}: data_hashes key {key!r} names no data_locations"
+                f" entry (have {sorted(locations)}).")
+        if not isinstance(digest, str) or (digest and not (
+                len(digest) == 64 and set(digest.lower()) <= _SHA256_HEX)):
+            raise MessageError(
+                f"{owner}: data_hashes[{key!r}] must be a sha256 hex digest"
+                f" (64 hex characters), got {digest!r}.")
+        hashes[key] = digest.lower()
+    return hashes
 
 
 def _split_rowcols(rowcols) -> tuple[np.ndarray, np.ndarray]:

@@ -10,8 +10,13 @@ from typing import Sequence
 import numpy as np
 
 from spacer.data_classes import DataLocation, ImageFeatures
+from spacer.exceptions import MessageError
 from spacer.extractors.base import FeatureExtractor, _split_rowcols
 from spacer.messages import ExtractFeaturesReturnMsg
+
+# Real extractors give 1280 or 4096 values; far more is a typo whose
+# features (points x feature_dim float64) would not fit in memory.
+MAX_FEATURE_DIM = 100_000
 
 
 class DummyExtractor(FeatureExtractor):
@@ -20,12 +25,15 @@ class DummyExtractor(FeatureExtractor):
                  data_locations: dict[str, DataLocation] | None = None,
                  feature_dim: int = 4096,
                  **kwargs):
-        super().__init__(data_locations or dict(), **kwargs)
+        super().__init__(
+            {} if data_locations is None else data_locations, **kwargs)
         # Match the feature_dim of any classifier these features will meet.
         if isinstance(feature_dim, bool) or not isinstance(
-                feature_dim, (int, np.integer)) or feature_dim < 1:
-            raise ValueError(f"feature_dim must be a positive integer,"
-                             f" not {feature_dim!r}.")
+                feature_dim, (int, np.integer)) \
+                or not 1 <= feature_dim <= MAX_FEATURE_DIM:
+            raise MessageError(
+                f"DummyExtractor: feature_dim must be an integer from 1 to"
+                f" {MAX_FEATURE_DIM}, not {feature_dim!r}.")
         self._feature_dim = int(feature_dim)
 
     @classmethod
