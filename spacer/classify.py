@@ -17,7 +17,7 @@ import sklearn
 
 from spacer.calibrated_scores import calibrated_proba
 from spacer.data_classes import ImageFeatures
-from spacer.exceptions import RowColumnMismatchError
+from spacer.exceptions import ClassifierLoadError, RowColumnMismatchError
 from spacer.train_utils import check_feature_dim
 
 Score = tuple[int | None, int | None, list[float]]
@@ -29,18 +29,83 @@ def _threadpools():
     return ThreadpoolController()
 
 
+# What a classifier that does not fit together raises while it scores;
+# ``loads_classifier`` turns most of these away before scoring.
+_MALFORMED_ERRORS = (AttributeError, IndexError, KeyError, TypeError,
+                     ValueError)
+
+
+def _where(point: int, rows: tuple[np.ndarray, np.ndarray] | None) -> str:
+    if rows is None:
+        return f"point {point}"
+    return (f"point {point} (row {int(rows[0][point])},"
+            f" col {int(rows[1][point])})")
+
+
+def _as_real(feat: np.ndarray) -> np.ndarray:
+    """The features as real numbers; strings or complex values are refused
+    here, so no error from scoring them is blamed on the classifier."""
+    if feat.dtype.kind in 'fiu':
+        return feat
+    if feat.dtype.kind in 'bO':
+        try:
+            return feat.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
+    raise ValueError(
+        f"Feature vectors must hold real numbers, not {feat.dtype} values;"
+        f" these features cannot be classified.")
+
+
 def _check_finite(feat: np.ndarray, rows: np.ndarray | None) -> None:
     if np.isfinite(feat.sum()):  # NaN and inf propagate; overflow is checked below
         return
     finite = np.isfinite(feat).all(axis=1)
     if not finite.all():
         bad = int(np.flatnonzero(~finite)[0])
-        where = f"point {bad}" if rows is None else \
-            f"point {bad} (row {int(rows[0][bad])}, col {int(rows[1][bad])})"
         raise ValueError(
             f"Feature vectors contain NaN or infinite values"
             f" ({int((~finite).sum())} of {len(finite)} points; first at"
-            f" {where}); these features cannot be classified.")
+            f" {_where(bad, rows)}); these features cannot be classified.")
+
+
+def _proba(clf, feat: np.ndarray) -> np.ndarray:
+    """calibrated_proba, with a broken classifier's errors named as such."""
+    try:
+        # Finiteness is checked by the caller; scikit-learn's own per-call
+        # validation of inputs and parameters costs about a third of the call.
+        with _threadpools().limit(limits=1, user_api='blas'), \
+                sklearn.config_context(assume_finite=True,
+                                       skip_parameter_validation=True):
+            return calibrated_proba(clf, feat)
+    except _MALFORMED_ERRORS as e:
+        raise ClassifierLoadError(
+            f"The classifier is malformed: scoring failed with"
+            f" {type(e).__name__}: {e}") from e
+
+
+def _check_scores(clf, proba: np.ndarray, feat: np.ndarray,
+                  rows: tuple[np.ndarray, np.ndarray] | None) -> None:
+    """Never hand out NaN scores: say whether the classifier or the
+    features are to blame."""
+    if np.isfinite(proba.sum()):  # scores are bounded: no overflow here
+        return
+    bad = ~np.isfinite(proba).all(axis=1)
+    first = int(np.flatnonzero(bad)[0])
+    try:
+        probe = _proba(clf, np.zeros((1, feat.shape[1])))
+        classifier_fault = not np.isfinite(probe).all()
+    except ClassifierLoadError:
+        classifier_fault = True
+    if classifier_fault:
+        raise ClassifierLoadError(
+            "The classifier is malformed: it gives NaN scores, even for an"
+            " all-zero feature vector.")
+    raise ValueError(
+        f"Scores are NaN for {int(bad.sum())} of {len(bad)} points (first at"
+        f" {_where(first, rows)}): their feature values (up to"
+        f" {float(np.abs(feat[bad]).max()):.3g} in magnitude) are out of"
+        f" this classifier's range; these features cannot be classified.")
 
 
 def score_features(clf, features: ImageFeatures,
@@ -51,11 +116,15 @@ def score_features(clf, features: ImageFeatures,
     features (``valid_rowcol`` False) have no positions and give
     ``(None, None, scores)``. With ``rowcols``: those points, in that order
     (``classify_image``); each must be in the features.
+
+    A classifier that fails while scoring, or gives NaN scores, raises
+    ``ClassifierLoadError``; scores are never NaN.
     """
     feat = np.asarray(features.feat)
     if feat.ndim != 2 or feat.shape[0] == 0:
         raise ValueError(
             f"Features must be a non-empty 2-D array, got shape {feat.shape}.")
+    feat = _as_real(feat)
     check_feature_dim(clf, feat.shape[1])
 
     if rowcols is not None:
@@ -80,12 +149,11 @@ def score_features(clf, features: ImageFeatures,
     else:
         rows = cols = None
 
-    _check_finite(feat, None if rows is None else (rows, cols))
-    # Finiteness is checked above; scikit-learn's own per-call validation of
-    # inputs and parameters costs about a third of the call.
-    with _threadpools().limit(limits=1, user_api='blas'), \
-            sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-        proba = calibrated_proba(clf, feat).tolist()
+    rowcol_arrays = None if rows is None else (rows, cols)
+    _check_finite(feat, rowcol_arrays)
+    proba = _proba(clf, feat)
+    _check_scores(clf, proba, feat, rowcol_arrays)
+    proba = proba.tolist()
     if rows is None:
         return [(None, None, p) for p in proba]
     return [(int(r), int(c), p) for r, c, p in zip(rows.tolist(),

@@ -155,6 +155,67 @@ def _classes_with_at_least(labels: ImageLabels, count: int) -> list:
     return [label for label, n in per_class.items() if n >= count]
 
 
+def _label_kind(label: object) -> str | None:
+    """'integer' or 'string': the label types training can sort and store;
+    None for any other (None, bool, float, ...)."""
+    if isinstance(label, (bool, np.bool_)):
+        return None
+    if isinstance(label, (int, np.integer)):
+        return 'integer'
+    if isinstance(label, str):
+        return 'string'
+    return None
+
+
+def _first_annotation(sets: list[tuple[str | None, ImageLabels]],
+                      wanted) -> str:
+    """Where the first annotation whose label satisfies ``wanted`` is."""
+    for name, image_labels in sets:
+        for loc in image_labels.keys():
+            for annotation in image_labels[loc]:
+                if wanted(annotation[2]):
+                    in_set = '' if name is None else f"the '{name}' set, "
+                    return (f"{in_set}feature file {loc.key}, point"
+                            f" (row, col) {tuple(annotation[:2])}")
+    return 'unknown position'  # pragma: no cover - found in classes_set
+
+
+def check_label_types(labels: ImageLabels | TrainingTaskLabels) -> None:
+    """Labels must all be integers or all strings.
+
+    Training sorts the classes and scores by them: None or a mix of types
+    cannot be sorted, and numpy would turn a mix of ints and strings into
+    strings that no longer match the labels. Checked on the distinct
+    classes, so it costs nothing next to training.
+    """
+    if isinstance(labels, TrainingTaskLabels):
+        sets = [(name, labels[name]) for name in SET_NAMES]
+    else:
+        sets = [(None, labels)]
+    examples: dict[str, object] = {}
+    others: list = []
+    for _name, image_labels in sets:
+        for label in image_labels.classes_set:
+            kind = _label_kind(label)
+            if kind is None:
+                others.append(label)
+            else:
+                examples.setdefault(kind, label)
+    if others:
+        types = sorted({type(label).__name__ for label in others})
+        where = _first_annotation(sets, lambda l: _label_kind(l) is None)
+        raise TrainingLabelsError(
+            f"Labels must be integers or strings, but there are labels of"
+            f" type {', '.join(types)} (e.g. {others[0]!r}; first at"
+            f" {where}).")
+    if len(examples) > 1:
+        where = _first_annotation(sets, lambda l: _label_kind(l) == 'string')
+        raise TrainingLabelsError(
+            f"Labels must be all integers or all strings, not a mix: found"
+            f" integer labels (e.g. {examples['integer']!r}) and string"
+            f" labels (e.g. {examples['string']!r}; first at {where}).")
+
+
 def preprocess_labels(
         labels_in: ImageLabels | TrainingTaskLabels,
         accepted_classes: set | None = None,
@@ -166,9 +227,11 @@ def preprocess_labels(
     Keeps only ``accepted_classes`` (when given) and then only the classes
     present in both train and ref: the classifier can learn nothing else.
     A ``TrainingTaskLabels`` passed in is updated in place, as pyspacer does.
-    Raises ``TrainingLabelsError`` when fewer than 2 classes remain or a set
-    ends up empty.
+    Raises ``TrainingLabelsError`` when fewer than 2 classes remain, a set
+    ends up empty, or the labels are not all integers or all strings.
     """
+    if isinstance(labels_in, (TrainingTaskLabels, ImageLabels)):
+        check_label_types(labels_in)
     if isinstance(labels_in, TrainingTaskLabels):
         labels = labels_in
         if accepted_classes:

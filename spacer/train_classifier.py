@@ -24,6 +24,7 @@ from spacer.class_registry import resolve
 from spacer.data_classes import ValResults
 from spacer.exceptions import MessageError, TrainingLabelsError
 from spacer.messages import TrainClassifierReturnMsg, TrainingTaskLabels
+from spacer.task_utils import check_label_types
 from spacer.train_utils import calc_acc, evaluate_classifiers
 from spacer.training.calibration import calibrate_prefit
 from spacer.training.feature_arrays import LabelledArrays, load_labelled_arrays
@@ -104,6 +105,102 @@ def _classes_and_targets(train: LabelledArrays, ref: LabelledArrays) \
     return classes
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) \
+        and not isinstance(value, (bool, np.bool_))
+
+
+def _bad_parameter(name: str, expected: str, value: object) -> MessageError:
+    return MessageError(
+        f"MiniBatchTrainer: {name} must be {expected}, not {value!r}.")
+
+
+def _int_at_least(name: str, value: object, minimum: int) -> int:
+    if not _is_int(value) or value < minimum:
+        raise _bad_parameter(
+            name, "a positive integer" if minimum == 1
+            else f"an integer of at least {minimum}", value)
+    return int(value)
+
+
+# Sanity bounds, far above CoralNet's (100,) and (200, 100): a layer of a
+# billion units would only fail, out of memory, once the data is loaded.
+_MAX_HIDDEN_LAYERS = 10
+_MAX_LAYER_UNITS = 10_000
+
+
+def _hidden_layer_sizes(value: object) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) \
+            or not 0 < len(value) <= _MAX_HIDDEN_LAYERS \
+            or not all(_is_int(n) and 0 < n <= _MAX_LAYER_UNITS
+                       for n in value):
+        raise _bad_parameter(
+            'mlp_hidden_layer_sizes',
+            f"null or a list of 1 to {_MAX_HIDDEN_LAYERS} layer sizes, each"
+            f" from 1 to {_MAX_LAYER_UNITS}", value)
+    return tuple(int(n) for n in value)
+
+
+# The MLP trains in float32 (PyTorch): a larger rate cannot even be set.
+_MAX_LEARNING_RATE = float(np.finfo(np.float32).max)
+
+
+def _learning_rate(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) \
+            or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0 < value < _MAX_LEARNING_RATE:  # NaN fails too
+        raise _bad_parameter(
+            'mlp_learning_rate_init',
+            f"null or a positive number below {_MAX_LEARNING_RATE:.3g}",
+            value)
+    return value if isinstance(value, (int, float)) else float(value)
+
+
+def _sgd_loss(value: object) -> str:
+    losses = sorted(SGDClassifier.loss_functions)
+    if not isinstance(value, str) or value not in losses:
+        raise _bad_parameter('sgd_loss', f"one of {losses}", value)
+    return value
+
+
+def _sgd_average(value: object) -> bool | int:
+    # scikit-learn: True averages from the start, an integer N from the
+    # N-th sample on.
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if not _is_int(value) or value < 0:
+        raise _bad_parameter('sgd_average',
+                             "true, false or a non-negative integer", value)
+    return int(value)
+
+
+def _sgd_random_state(value: object) -> int | None:
+    if value is None:
+        return None
+    if not _is_int(value) or not 0 <= value < 2 ** 32:
+        raise _bad_parameter('sgd_random_state',
+                             "null or an integer from 0 to 2**32 - 1", value)
+    return int(value)
+
+
+def _check_trained(clf, clf_type: str) -> None:
+    """Refuse a classifier whose training diverged, before it is
+    calibrated, evaluated (NaN scores) or stored."""
+    if hasattr(clf, 'coefs_'):
+        weights = [*clf.coefs_, *clf.intercepts_]
+    else:
+        weights = [np.asarray(clf.coef_), np.asarray(clf.intercept_)]
+    if not all(np.isfinite(w).all() for w in weights):
+        raise MessageError(
+            f"Training the {clf_type} classifier diverged: its weights became"
+            f" NaN or infinite. The trainer's learning rate is too high for"
+            f" these features, or the feature values are too large.")
+
+
 class MiniBatchTrainer(ClassifierTrainer):
     """pyspacer's default trainer: minibatches of feature vectors.
 
@@ -121,25 +218,25 @@ class MiniBatchTrainer(ClassifierTrainer):
                  sgd_loss: str = 'log_loss',
                  sgd_average: bool = True,
                  sgd_random_state: int = 0):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) \
-                or batch_size < 1:
-            raise ValueError(
-                f"batch_size must be a positive integer, not {batch_size!r}.")
-        if mlp_hidden_layer_sizes is not None:
-            mlp_hidden_layer_sizes = tuple(mlp_hidden_layer_sizes)
-            if not mlp_hidden_layer_sizes or not all(
-                    isinstance(n, int) and n > 0
-                    for n in mlp_hidden_layer_sizes):
-                raise ValueError(
-                    f"mlp_hidden_layer_sizes must be positive integers,"
-                    f" not {mlp_hidden_layer_sizes!r}.")
-        self.batch_size = batch_size
-        self.mlp_hidden_layer_sizes = mlp_hidden_layer_sizes
-        self.mlp_learning_rate_init = mlp_learning_rate_init
-        self.mlp_large_data_threshold = mlp_large_data_threshold
-        self.sgd_loss = sgd_loss
-        self.sgd_average = sgd_average
-        self.sgd_random_state = sgd_random_state
+        # Checked here, not when training starts: a bad value in a message
+        # fails before any feature file is read (MessageError, a ValueError).
+        self.batch_size = _int_at_least('batch_size', batch_size, 1)
+        self.mlp_hidden_layer_sizes = _hidden_layer_sizes(
+            mlp_hidden_layer_sizes)
+        self.mlp_learning_rate_init = _learning_rate(mlp_learning_rate_init)
+        self.mlp_large_data_threshold = _int_at_least(
+            'mlp_large_data_threshold', mlp_large_data_threshold, 0)
+        self.sgd_loss = _sgd_loss(sgd_loss)
+        self.sgd_average = _sgd_average(sgd_average)
+        self.sgd_random_state = _sgd_random_state(sgd_random_state)
+        if self.mlp_learning_rate_init is not None \
+                and self.mlp_hidden_layer_sizes is None:
+            # pyspacer's rule: the rate goes with explicit layer sizes; the
+            # automatic sizes bring their own rate.
+            logger.warning(
+                "MiniBatchTrainer: mlp_learning_rate_init=%r is ignored"
+                " without mlp_hidden_layer_sizes (the automatic sizes use"
+                " their own rate).", self.mlp_learning_rate_init)
 
     def serialize(self) -> dict:
         """class_path plus the parameters that differ from their defaults."""
@@ -261,6 +358,7 @@ class MiniBatchTrainer(ClassifierTrainer):
                         else self._train_lr
                     clf, ref_accs = fit(train, ref, classes, nbr_epochs,
                                          on_epoch)
+                _check_trained(clf, clf_type)
                 with config.log_entry_and_exit('calibration'):
                     calibrated = calibrate_prefit(
                         clf, np.asarray(ref.features), ref.labels)
@@ -287,6 +385,7 @@ class MiniBatchTrainer(ClassifierTrainer):
         for name in ('train', 'ref', 'val'):
             if len(labels[name]) == 0:
                 raise TrainingLabelsError(f"The '{name}' set is empty.")
+        check_label_types(labels)
         unknown = labels.val.classes_set - labels.ref.classes_set
         if unknown:
             raise TrainingLabelsError(

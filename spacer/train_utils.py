@@ -8,12 +8,31 @@ from collections.abc import Sequence
 import numpy as np
 
 from spacer.data_classes import DataLocation, ImageFeatures, ImageLabels
+from spacer.exceptions import ClassifierLoadError
 from spacer.training.feature_arrays import iter_labelled_chunks
+
+
+def classifier_feature_dim(clf) -> int | None:
+    """How many features clf takes, when it says or its weights show.
+
+    Classifiers of scikit-learn < 0.24 (CoralNet's legacy ones) have no
+    ``n_features_in_``; their first estimator's weights tell.
+    """
+    expected = getattr(clf, 'n_features_in_', None)
+    if expected is not None:
+        return expected
+    try:
+        estimator = clf.calibrated_classifiers_[0].estimator
+        if hasattr(estimator, 'coefs_'):  # MLPClassifier
+            return int(estimator.coefs_[0].shape[0])
+        return int(estimator.coef_.shape[1])  # linear models
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
 
 
 def check_feature_dim(clf, feature_dim: int, what: str = 'features') -> None:
     """A clear error when vectors do not fit the classifier."""
-    expected = getattr(clf, 'n_features_in_', None)
+    expected = classifier_feature_dim(clf)
     if expected is not None and expected != feature_dim:
         raise ValueError(
             f"The classifier expects {expected}-dimensional feature vectors,"
@@ -34,9 +53,14 @@ def evaluate_classifiers(clfs: Sequence, labels: ImageLabels) \
     scores: list[list[float]] = [[] for _ in clfs]
     for x, y in iter_labelled_chunks(labels):
         gts.extend(y)
-        for clf, est, score in zip(clfs, ests, scores):
+        for i, (clf, est, score) in enumerate(zip(clfs, ests, scores)):
             check_feature_dim(clf, x.shape[1])
             proba = clf.predict_proba(x)
+            if not np.isfinite(proba.sum()):  # never NaN in ValResults
+                raise ClassifierLoadError(
+                    f"Classifier #{i} of the {len(clfs)}"
+                    f" evaluated gives NaN scores for these labelled"
+                    f" features: it is malformed, or does not fit them.")
             best = proba.argmax(axis=1)
             est.extend(clf.classes_[best].tolist())
             score.extend(proba[np.arange(len(best)), best].tolist())

@@ -62,7 +62,7 @@ class _ContentCache:
         key = fingerprint or hashlib.sha256(data).hexdigest()
         if fingerprint is None and (clf := self._get(key)) is not None:
             return clf
-        clf = loads_classifier(data)
+        clf = loads_classifier(data, source=loc.key)
         if fingerprint is not None and file_fingerprint(loc) != fingerprint:
             return clf  # overwritten while we read it: don't cache either version
         self._put(key, clf)
