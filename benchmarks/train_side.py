@@ -17,7 +17,7 @@ import sys
 import time
 
 
-CLASSIFY_RUNS = 20  # best of: a few ms on our side, noise is large
+CLASSIFY_RUNS = 50  # best of: a few ms on our side, where noise is large
 
 
 def rss_bytes() -> int:
