@@ -104,7 +104,12 @@ class DataLocation(DataClass):
 
     @property
     def filename(self) -> str:
-        path = urlparse(self.key).path if self.storage_type == 'url' else self.key
+        path = self.key
+        if self.storage_type == 'url':
+            try:
+                path = urlparse(self.key).path
+            except ValueError:  # not a parseable URL: its last segment will do
+                path = self.key.split('?', 1)[0]
         return Path(path).name
 
     @property

@@ -172,3 +172,7 @@ def test_numpy_labels_from_python_callers_are_accepted():
     labels = ImageLabels({DataLocation('memory', 'a'): [(1, 2, np.int64(3))],
                           DataLocation('memory', 'b'): [(1, 2, 4)]})
     assert labels.classes_set == {3, 4}
+
+
+def test_the_filename_of_an_unparseable_url_is_its_last_segment():
+    assert DataLocation('url', 'http://[::1/x/img.jpg').filename == 'img.jpg'
