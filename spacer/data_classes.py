@@ -242,6 +242,9 @@ class ImageLabels(DataClass):
         self.has_remote_data = False
         self.filesystem_cache: str | None = None
         self.plain_keys = False
+        if data is not None and not isinstance(data, dict):
+            raise MessageError(f"ImageLabels: data must map feature locations to"
+                               f" annotations, got {type(data).__name__}.")
         for loc, annotations in (data or {}).items():
             self.add_image(loc, annotations)
 

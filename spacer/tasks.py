@@ -10,8 +10,11 @@ import traceback
 from logging import getLogger
 from typing import Callable
 
+import numpy as np
+
 from spacer import config
 from spacer.data_classes import ImageFeatures
+from spacer.extractors.data_files import WeightsFormatError
 from spacer.messages import (
     ClassifyFeaturesMsg, ClassifyImageMsg, ClassifyReturnMsg, ExtractFeaturesMsg,
     ExtractFeaturesReturnMsg, JobMsg, JobReturnMsg, TrainClassifierMsg,
@@ -35,7 +38,20 @@ def _extract(msg: ExtractFeaturesMsg | ClassifyImageMsg):
     img = load_image(msg.image_loc)
     check_extract_inputs(img, msg.rowcols, msg.image_loc.key)
     with config.log_entry_and_exit('actual extraction'):
-        return msg.extractor(img, msg.rowcols)
+        features, return_msg = msg.extractor(img, msg.rowcols)
+    _check_extracted(features, msg)
+    return features, return_msg
+
+
+def _check_extracted(features: ImageFeatures, msg) -> None:
+    """NaN or infinite features come from the network, not the image (e.g.
+    corrupt weights): refuse them here, rather than store them for a later
+    training or scoring to trip over, blaming the feature file."""
+    feat = np.asarray(features.feat)
+    if feat.size and not np.isfinite(feat.sum()) and not np.isfinite(feat).all():
+        raise WeightsFormatError(
+            f"{type(msg.extractor).__name__} produced NaN or infinite features"
+            f" for {msg.image_loc.key}; its network or weights file is not usable.")
 
 
 def extract_features(msg: ExtractFeaturesMsg) -> ExtractFeaturesReturnMsg:

@@ -176,3 +176,8 @@ def test_numpy_labels_from_python_callers_are_accepted():
 
 def test_the_filename_of_an_unparseable_url_is_its_last_segment():
     assert DataLocation('url', 'http://[::1/x/img.jpg').filename == 'img.jpg'
+
+
+def test_image_labels_from_something_that_is_not_a_mapping():
+    with pytest.raises(MessageError, match='must map feature locations'):
+        ImageLabels([1])

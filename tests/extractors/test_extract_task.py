@@ -190,6 +190,23 @@ def test_weights_with_wrong_keys(tmp_path, small_png):
         extract_features(message(extractor, small_png, [(1, 1)]))
 
 
+def test_weights_that_give_nan_features_are_refused_before_storing(
+        b0_weights_file, tmp_path, small_png):
+    import torch
+    path, _ = b0_weights_file
+    state = torch.load(path, weights_only=True)
+    state['net'] = {k: v * float('nan') if v.is_floating_point() else v
+                    for k, v in state['net'].items()}
+    torch.save(state, tmp_path / 'nan.pt')
+    extractor = EfficientNetExtractor(
+        data_locations={'weights': DataLocation('filesystem', str(tmp_path / 'nan.pt'))})
+    msg = message(extractor, small_png, [(1, 1)])
+    msg.feature_loc = DataLocation('memory', 'nan.featurevector')
+    with pytest.raises(WeightsFormatError, match='NaN or infinite features'):
+        extract_features(msg)
+    assert not storage_factory('memory').exists('nan.featurevector')
+
+
 def test_process_job_reports_bad_input_without_raising(extractor, small_png):
     job = JobMsg(task_name='extract_features', tasks=[
         message(extractor, small_png, [(0, 99)])])
