@@ -18,6 +18,7 @@ Both layer formats are understood: the current ``layer`` field
 from __future__ import annotations
 
 import dataclasses
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -445,9 +446,11 @@ def blob_array(blob: Message) -> np.ndarray:
         shape = blob_shape(blob.shape)
     else:
         shape = (blob.num, blob.channels, blob.height, blob.width)
+    if any(d < 0 for d in shape):
+        raise CaffeFormatError(f"Caffe blob declares a negative dimension: {tuple(shape)}.")
     values = blob.double_data if len(blob.double_data) else blob.data
     array = np.asarray(values, dtype=np.float32)
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)  # exact: numpy's int64 product can wrap around
     if array.size != count:
         raise CaffeFormatError(
             f"Caffe blob declares shape {shape} ({count} values) but holds"

@@ -412,6 +412,16 @@ def test_blob_with_wrong_value_count():
         caffe_proto.layer_blobs(net)
 
 
+def test_blob_whose_declared_size_wraps_around_int64():
+    # 7 * 0x6DB6DB6DB6DB6DB7 is 1 modulo 2**64: numpy's product would say 1 value.
+    blob = pb_bytes(BLOB_SHAPE, pb_packed_varints(BLOBSHAPE_DIM, (7, 0x6DB6DB6DB6DB6DB7))) \
+        + pb_packed_floats(BLOB_DATA, np.zeros(1))
+    layer = pb_bytes(LAYER_NAME, 'fc6') + pb_bytes(LAYER_BLOBS, blob)
+    net = caffe_proto.parse_weights(pb_bytes(NET_LAYER, layer))
+    with pytest.raises(CaffeFormatError, match='holds 1 values'):
+        caffe_proto.layer_blobs(net)
+
+
 def test_definition_without_input():
     text = VGGConfig().prototxt().split('input: "data"')[0] + \
         'layers { name: "conv1_1" type: RELU bottom: "data" top: "x" }'
