@@ -31,11 +31,13 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + '...'
 
 
-def _job_token(value: Any, owner: str) -> str:
-    """job_token names a task in logs, errors and the worker's deduplication,
-    so it must be a real string (pyspacer's messages all carry one)."""
-    if not isinstance(value, str) or not value:
-        raise MessageError(f"{owner}: job_token must be a non-empty string, got {_short(value)}.")
+def _job_token(value: Any, owner: str) -> str | int:
+    """job_token names a task in logs, errors and the worker's deduplication.
+    pyspacer takes any value; callers use strings (CoralNet) or ids, so those
+    two pass and anything else (None, lists, objects) is refused."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise MessageError(
+            f"{owner}: job_token must be a string or an integer, got {_short(value)}.")
     return value
 
 
@@ -420,6 +422,8 @@ def _refuse_feature_overwrite(output: _DataLocation, field: str,
 
 
 def _feature_cache_dir(value: Any, owner: str) -> str | Path:
+    if value is None:  # as in pyspacer: the automatic choice
+        return TrainClassifierMsg.FeatureCache.AUTO
     if isinstance(value, os.PathLike):
         return value
     if not isinstance(value, str) or not value:
@@ -600,6 +604,8 @@ class JobMsg(DataClass):
     def __init__(self, task_name: str, tasks: list):
         # A task of the wrong class would fail only when its turn comes.
         message_class = task_message_class(task_name)
+        if isinstance(tasks, tuple):
+            tasks = list(tasks)
         if not isinstance(tasks, list):
             raise MessageError(f"JobMsg: tasks must be a list, got {type(tasks).__name__}"
                                f" {_short(tasks)}.")

@@ -123,23 +123,13 @@ def _int_at_least(name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
-# Sanity bounds, far above CoralNet's (100,) and (200, 100): a layer of a
-# billion units would only fail, out of memory, once the data is loaded.
-_MAX_HIDDEN_LAYERS = 10
-_MAX_LAYER_UNITS = 10_000
-
-
 def _hidden_layer_sizes(value: object) -> tuple[int, ...] | None:
     if value is None:
         return None
-    if not isinstance(value, (list, tuple)) \
-            or not 0 < len(value) <= _MAX_HIDDEN_LAYERS \
-            or not all(_is_int(n) and 0 < n <= _MAX_LAYER_UNITS
-                       for n in value):
-        raise _bad_parameter(
-            'mlp_hidden_layer_sizes',
-            f"null or a list of 1 to {_MAX_HIDDEN_LAYERS} layer sizes, each"
-            f" from 1 to {_MAX_LAYER_UNITS}", value)
+    if not isinstance(value, (list, tuple)) or not value \
+            or not all(_is_int(n) and n > 0 for n in value):
+        raise _bad_parameter('mlp_hidden_layer_sizes',
+                             "null or a non-empty list of positive layer sizes", value)
     return tuple(int(n) for n in value)
 
 
@@ -152,11 +142,11 @@ def _learning_rate(value: object) -> float | None:
         return None
     if isinstance(value, (bool, np.bool_)) \
             or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not 0 < value < _MAX_LEARNING_RATE:  # NaN fails too
+            or not 0 <= value < _MAX_LEARNING_RATE:  # NaN fails too
         raise _bad_parameter(
             'mlp_learning_rate_init',
-            f"null or a positive number below {_MAX_LEARNING_RATE:.3g}",
-            value)
+            f"null, 0 (pyspacer: the default) or a positive number below"
+            f" {_MAX_LEARNING_RATE:.3g}", value)
     return value if isinstance(value, (int, float)) else float(value)
 
 

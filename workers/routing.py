@@ -60,10 +60,9 @@ def check_job_tasks(task_name: str, message: Any) -> None:
     if full_name(task_name) != PROCESS_JOB or not isinstance(message, dict):
         return
     tasks = message.get('tasks')
-    if not isinstance(tasks, list) or not tasks \
-            or not all(isinstance(t, dict) for t in tasks):
-        raise MessageError("A JobMsg's 'tasks' must be a non-empty list of task"
-                           f" messages (JSON objects), got {tasks!r:.60}.")
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
+        raise MessageError("A JobMsg's 'tasks' must be a list of task messages"
+                           f" (JSON objects), got {tasks!r:.60}.")
 
 
 def queue_for(task_name: str, message: dict | None, settings: WorkerSettings) -> str:

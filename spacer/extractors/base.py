@@ -25,6 +25,7 @@ the way to computing features (device resolution, ``build_model``).
 from __future__ import annotations
 
 import abc
+import logging
 import time
 from io import BytesIO
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,8 @@ from spacer.exceptions import MessageError
 from spacer.extractors import data_files, warm
 from spacer.extractors.utils import PatchCropper
 from spacer.messages import ExtractFeaturesReturnMsg
+
+logger = logging.getLogger(__name__)
 
 
 class FeatureExtractor(abc.ABC):
@@ -275,28 +278,25 @@ def _data_locations(value: Any, owner: str) -> dict[str, DataLocation]:
 
 def _data_hashes(value: Any, locations: dict[str, DataLocation],
                  owner: str) -> dict[str, str]:
-    """data_hashes as {key: sha256 hex}; '' (pyspacer: no check) is kept.
-    A hash for a key with no data location would silently check nothing,
-    and one that is not a sha256 digest could never match."""
+    """data_hashes as given, once known to be {key: sha256 hex}. As in
+    pyspacer, a file is checked when its key has a hash (compared exactly, so
+    '' or upper case never match) and a hash without a file is unused."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise MessageError(
             f"{owner}: data_hashes must be an object of key -> sha256 hex"
             f" digest, got {type(value).__name__}.")
-    hashes = {}
     for key, digest in value.items():
-        if key not in locations:
-            raise MessageError(
-                f"{owner}: data_hashes key {key!r} names no data_locations"
-                f" entry (have {sorted(locations)}).")
         if not isinstance(digest, str) or (digest and not (
                 len(digest) == 64 and set(digest.lower()) <= _SHA256_HEX)):
             raise MessageError(
                 f"{owner}: data_hashes[{key!r}] must be a sha256 hex digest"
                 f" (64 hex characters), got {digest!r}.")
-        hashes[key] = digest.lower()
-    return hashes
+        if key not in locations:
+            logger.warning("%s: data_hashes key %r names no data_locations entry"
+                           " (have %s); it checks nothing.", owner, key, sorted(locations))
+    return dict(value)
 
 
 def _split_rowcols(rowcols) -> tuple[np.ndarray, np.ndarray]:

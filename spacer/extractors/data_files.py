@@ -66,7 +66,7 @@ def verified_digest(key: str, loc: DataLocation,
         from spacer.storage.cache import cached_path, evict
         path, downloaded = cached_path(loc)
         digest = file_sha256(path)
-        if expected and digest != expected:
+        if expected is not None and digest != expected:
             # Next time the file is downloaded afresh, not trusted.
             evict(loc)
             raise _mismatch(key)
@@ -77,7 +77,7 @@ def verified_digest(key: str, loc: DataLocation,
     else:
         digest = hashlib.sha256(_storage(loc).load(loc.key).getvalue()) \
             .hexdigest()
-    if expected and digest != expected:
+    if expected is not None and digest != expected:
         raise _mismatch(key)
     return digest, False
 

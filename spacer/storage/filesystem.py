@@ -61,7 +61,7 @@ def _raise_path_error(path: str, err: OSError | ValueError) -> NoReturn:
     raise translated from err
 
 
-def _require_regular(path: str, st: os.stat_result) -> None:
+def _require_regular(path: str, st: os.stat_result, action: str = 'read') -> None:
     if stat.S_ISREG(st.st_mode):
         return
     if stat.S_ISDIR(st.st_mode):
@@ -69,7 +69,7 @@ def _require_regular(path: str, st: os.stat_result) -> None:
     kind = next((name for test, name in _KIND_NAMES if test(st.st_mode)), 'a special file')
     raise MessageError(
         f"Filesystem path {shown_path(path)} is {kind}, not a regular file;"
-        " only regular files can be read.")
+        f" only regular files can be {action}.")
 
 
 def check_regular_file(path: str | os.PathLike) -> None:
@@ -133,7 +133,7 @@ def _check_store_target(path: str) -> None:
     except (OSError, ValueError) as e:
         _raise_path_error(path, e)
     if not stat.S_ISREG(st.st_mode):
-        _require_regular(path, st)
+        _require_regular(path, st, 'written (a store replaces the file)')
 
 
 class FileSystemStorage(Storage):

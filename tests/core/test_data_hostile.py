@@ -40,8 +40,6 @@ def _extract_msg(extractor: dict) -> dict:
      r"data_hashes\['weights'\] must be a sha256"),
     ({'class_path': EFFNET, 'data_locations': WEIGHTS, 'data_hashes': {'weights': 'deadbeef'}},
      r"data_hashes\['weights'\] must be a sha256"),
-    ({'class_path': EFFNET, 'data_locations': WEIGHTS, 'data_hashes': {'weight': DIGEST}},
-     "data_hashes key 'weight' names no data_locations entry"),
     ({'class_path': DUMMY, 'bogus': 1}, "unknown field.*'bogus'"),
     ({'class_path': EFFNET, 'data_locations': WEIGHTS, 'feature_dim': 8},
      "unknown field.*'feature_dim'"),
@@ -56,12 +54,13 @@ def test_bad_extractor_fields_are_message_errors(extractor, match):
 
 
 def test_good_extractor_fields_still_load():
-    effnet = FeatureExtractor.deserialize({
-        'class_path': EFFNET, 'data_locations': WEIGHTS,
-        'data_hashes': {'weights': DIGEST.upper()}})
-    assert effnet.data_hashes == {'weights': DIGEST}  # as hexdigest() writes it
+    # As in pyspacer: kept as given (an upper-case digest or '' then fails the
+    # check when the file loads), and a hash with no file is unused.
+    data = {'class_path': EFFNET, 'data_locations': WEIGHTS,
+            'data_hashes': {'weights': DIGEST.upper(), 'definition': DIGEST}}
+    effnet = FeatureExtractor.deserialize(data)
+    assert effnet.serialize()['data_hashes'] == data['data_hashes']
     assert FeatureExtractor.deserialize(effnet.serialize()) == effnet
-    # pyspacer writes an empty hash as "no check"; DataLocation objects too.
     assert EfficientNetExtractor(
         data_locations={'weights': DataLocation('memory', 'w')},
         data_hashes={'weights': ''}).data_hashes == {'weights': ''}
@@ -181,3 +180,14 @@ def test_the_filename_of_an_unparseable_url_is_its_last_segment():
 def test_image_labels_from_something_that_is_not_a_mapping():
     with pytest.raises(MessageError, match='must map feature locations'):
         ImageLabels([1])
+
+
+@pytest.mark.parametrize('digest', ['', 'UPPER'])
+def test_an_empty_or_upper_case_hash_does_not_match_as_in_pyspacer(tmp_path, digest):
+    from spacer.exceptions import HashMismatchError
+    from spacer.extractors.data_files import file_sha256, verified_digest
+    path = tmp_path / 'weights.pt'
+    path.write_bytes(b'weights')
+    expected = file_sha256(path).upper() if digest == 'UPPER' else digest
+    with pytest.raises(HashMismatchError):
+        verified_digest('weights', DataLocation('filesystem', str(path)), expected)

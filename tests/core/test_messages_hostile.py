@@ -182,17 +182,28 @@ def test_job_msg_checks_its_tasks():
         JobMsg.deserialize({'task_name': 'extract_features', 'tasks': [good, None]})
 
 
-@pytest.mark.parametrize('token', [None, '', 5, ['t'], {'t': 1}, b't'],
-                         ids=['None', 'empty', 'int', 'list', 'dict', 'bytes'])
+@pytest.mark.parametrize('token', [None, True, ['t'], {'t': 1}, b't'],
+                         ids=['None', 'bool', 'list', 'dict', 'bytes'])
 @pytest.mark.parametrize('build', [
     lambda token: extract_msg(job_token=token),
     lambda token: ClassifyFeaturesMsg(token, MEM, MEM),
     lambda token: ClassifyImageMsg(token, DummyExtractor(), [(1, 1)], MEM, MEM),
     lambda token: TrainClassifierMsg(**train_args(job_token=token)),
 ], ids=['extract', 'classify_features', 'classify_image', 'train'])
-def test_job_token_must_be_a_non_empty_string(build, token):
-    with pytest.raises(MessageError, match='job_token must be a non-empty string'):
+def test_job_token_must_be_a_string_or_an_integer(build, token):
+    with pytest.raises(MessageError, match='job_token must be a string or an integer'):
         build(token)
+
+
+@pytest.mark.parametrize('token', ['', 'image-7', 7])
+def test_job_tokens_pyspacer_callers_use_are_kept(token):
+    msg = ClassifyFeaturesMsg(token, MEM, MEM)
+    assert ClassifyFeaturesMsg.deserialize(msg.serialize()).job_token == token
+
+
+def test_a_job_may_be_given_a_tuple_of_tasks():
+    msg = extract_msg()
+    assert JobMsg('extract_features', (msg,)).tasks == [msg]
 
 
 # --- D: the trainer and the 0.6 training JSON ----------------------------------------------------
