@@ -20,7 +20,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from spacer.exceptions import MessageError, RowColumnMismatchError, RowColumnMissingError
+from spacer.exceptions import (
+    InvalidFeaturesError, MessageError, RowColumnMismatchError, RowColumnMissingError)
 from spacer.storage import RemoteStorage, storage_factory
 
 LabelId: TypeAlias = int | str
@@ -417,16 +418,16 @@ class ImageFeatures(DataClass):
     def __init__(self, point_features: list[PointFeatures], valid_rowcol: bool,
                  feature_dim: int, npoints: int):
         if len(point_features) == 0:
-            raise MessageError("ImageFeatures needs at least one point.")
+            raise InvalidFeaturesError("ImageFeatures needs at least one point.")
         if len(point_features) != npoints:
-            raise MessageError(
+            raise InvalidFeaturesError(
                 f"npoints is {npoints} but {len(point_features)} points were given.")
         try:
             feat = np.array([pf.data for pf in point_features], dtype=float)
         except ValueError:  # ragged
             feat = None
         if feat is None or feat.ndim != 2 or feat.shape[1] != feature_dim:
-            raise MessageError(f"Feature vectors are not all of dimension {feature_dim}.")
+            raise InvalidFeaturesError(f"Feature vectors are not all of dimension {feature_dim}.")
         rows = [pf.row for pf in point_features] if valid_rowcol else None
         cols = [pf.col for pf in point_features] if valid_rowcol else None
         self._set_arrays(rows, cols, feat, valid_rowcol)
@@ -458,12 +459,12 @@ class ImageFeatures(DataClass):
             if valid_rowcol:
                 rows, cols = np.asarray(rows), np.asarray(cols)
         except (TypeError, ValueError) as e:  # ragged lists
-            raise MessageError(f"features are not arrays: {e}") from e
+            raise InvalidFeaturesError(f"features are not arrays: {e}") from e
         problem = _features_problem(feat) or (
             valid_rowcol and (_rowcol_problem('rows', rows, feat.shape[0])
                               or _rowcol_problem('cols', cols, feat.shape[0])))
         if problem:
-            raise MessageError(problem)
+            raise InvalidFeaturesError(problem)
         self._init_arrays(rows, cols, feat, valid_rowcol)
 
     @property
@@ -524,13 +525,13 @@ class ImageFeatures(DataClass):
     def deserialize(cls, data: list) -> ImageFeatures:
         """The legacy JSON form: a list of vectors without rows and columns."""
         if not isinstance(data, list) or not data:
-            raise MessageError("Legacy features must be a non-empty list of vectors.")
+            raise InvalidFeaturesError("Legacy features must be a non-empty list of vectors.")
         try:
             feat = np.array(data, dtype=float)
         except (TypeError, ValueError) as e:
-            raise MessageError(f"Legacy features are not a list of equal-length vectors: {e}") from e
+            raise InvalidFeaturesError(f"Legacy features are not a list of equal-length vectors: {e}") from e
         if feat.ndim != 2:
-            raise MessageError(f"Legacy features must be a list of vectors (2-D),"
+            raise InvalidFeaturesError(f"Legacy features must be a list of vectors (2-D),"
                                f" got a {feat.ndim}-D array of shape {feat.shape}.")
         return cls.from_arrays(None, None, feat, valid_rowcol=False)
 
@@ -566,12 +567,12 @@ class ImageFeatures(DataClass):
         try:
             data = json.loads(raw.decode('utf-8'))
         except (UnicodeDecodeError, ValueError) as e:
-            raise MessageError(
+            raise InvalidFeaturesError(
                 f"{key}: not a feature file (neither npz nor legacy JSON).") from e
         try:
             return cls.deserialize(data)
-        except MessageError as e:
-            raise MessageError(f"{key}: {e}") from e
+        except InvalidFeaturesError as e:
+            raise InvalidFeaturesError(f"{key}: {e}") from e
 
     @classmethod
     def _from_npz(cls, raw: bytes, key: str) -> ImageFeatures:
@@ -581,24 +582,24 @@ class ImageFeatures(DataClass):
             meta, rows, cols, feat = (arrays[n] for n in ('meta', 'rows', 'cols', 'feat'))
         except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError,
                 struct.error) as e:
-            raise MessageError(f"{key}: corrupt feature file ({e}).") from e
+            raise InvalidFeaturesError(f"{key}: corrupt feature file ({e}).") from e
         try:
             return cls._from_npz_arrays(meta, rows, cols, feat)
-        except MessageError as e:
-            raise MessageError(f"{key}: corrupt feature file ({e}).") from e
+        except InvalidFeaturesError as e:
+            raise InvalidFeaturesError(f"{key}: corrupt feature file ({e}).") from e
 
     @classmethod
     def _from_npz_arrays(cls, meta: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                          feat: np.ndarray) -> ImageFeatures:
         # meta is pyspacer's header [valid_rowcol, npoints, feature_dim].
         if meta.shape != (3,) or meta.dtype.kind not in 'biu':
-            raise MessageError(f"meta must be 3 integers [valid_rowcol, npoints,"
+            raise InvalidFeaturesError(f"meta must be 3 integers [valid_rowcol, npoints,"
                                f" feature_dim], got {meta.dtype} of shape {meta.shape}")
         problem = _features_problem(feat)
         if problem:
-            raise MessageError(problem)
+            raise InvalidFeaturesError(problem)
         if feat.shape != (int(meta[1]), int(meta[2])):
-            raise MessageError(f"feature array shape {feat.shape} disagrees with"
+            raise InvalidFeaturesError(f"feature array shape {feat.shape} disagrees with"
                                f" its header {meta.tolist()}")
         # Legacy files (valid_rowcol false) hold empty float rows/cols.
         return cls.from_arrays(rows, cols, feat, valid_rowcol=bool(meta[0]))

@@ -60,6 +60,14 @@ class MessageError(SpacerError, ValueError):
     """A message or data class could not be built from its JSON."""
 
 
+class InvalidFeaturesError(MessageError, AssertionError):
+    """Features (a feature file, or the arrays given) fail a basic check.
+
+    Also an AssertionError: pyspacer asserted these checks, and callers
+    such as CoralNet catch AssertionError to have the image re-extracted.
+    """
+
+
 class ClassPathError(MessageError):
     """A message names a class that is not on the allow-list."""
 

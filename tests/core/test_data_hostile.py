@@ -191,3 +191,10 @@ def test_an_empty_or_upper_case_hash_does_not_match_as_in_pyspacer(tmp_path, dig
     expected = file_sha256(path).upper() if digest == 'UPPER' else digest
     with pytest.raises(HashMismatchError):
         verified_digest('weights', DataLocation('filesystem', str(path)), expected)
+
+
+@pytest.mark.parametrize('raw', [b'PK\x03\x04 truncated', b'[[1, 2], [3]]', b'not features'])
+def test_corrupt_feature_files_are_also_assertion_errors_as_in_pyspacer(raw):
+    # CoralNet's image_features_valid catches AssertionError to re-extract.
+    with pytest.raises(AssertionError, match='<features>'):
+        ImageFeatures.from_bytes(raw)
