@@ -14,7 +14,7 @@ import sys
 import time
 from contextlib import ContextDecorator
 from dataclasses import dataclass
-from logging import basicConfig, getLogger
+from logging import basicConfig, getLevelName, getLogger
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,10 @@ class Setting:
     default: Any
     help: str
     secret: bool = False
+    # Bounds of an int setting: a value outside them is refused when read,
+    # rather than failing later with a message that names something else.
+    minimum: int | None = None
+    maximum: int | None = None
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -51,13 +55,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting('TEST_BUCKET', str, None, 'S3 bucket that tests may write to'),
     Setting('LOG_DESTINATION', str, None, "'console' or a log file path"),
     Setting('LOG_LEVEL', str, 'INFO', 'log level used with LOG_DESTINATION'),
-    Setting('MAX_IMAGE_PIXELS', int, 10000 * 10000, 'largest image accepted (pixels)'),
-    Setting('MAX_POINTS_PER_IMAGE', int, 1000, 'most points accepted per image'),
+    Setting('MAX_IMAGE_PIXELS', int, 10000 * 10000, 'largest image accepted (pixels)',
+            minimum=1),
+    Setting('MAX_POINTS_PER_IMAGE', int, 1000, 'most points accepted per image', minimum=1),
     Setting('TRAINING_BATCH_LABEL_COUNT', int, 5000,
-            'labels per training batch; also caps the reference set'),
+            'labels per training batch; also caps the reference set', minimum=1),
     Setting('TRAINING_IN_MEMORY_MB', int, 2048,
-            'training sets larger than this are memory-mapped from a temporary file'),
-    Setting('TRAINING_TORCH_THREADS', int, 1, 'torch threads used to train the MLP'),
+            'training sets larger than this are memory-mapped from a temporary file',
+            minimum=0),
+    Setting('TRAINING_TORCH_THREADS', int, 1, 'torch threads used to train the MLP',
+            minimum=1),
     # What a distributed deployment adds.
     Setting('S3_ENDPOINT_URL', str, None,
             'endpoint of an S3-compatible store (MinIO, moto); unset = AWS'),
@@ -70,29 +77,40 @@ SETTINGS: tuple[Setting, ...] = (
     Setting('QUEUE_CLASSIFY', str, 'classify', 'queue of classify_features'),
     Setting('DEVICE', str, 'auto', "torch device for extraction: auto, cpu, cuda, cuda:N"),
     # Worker policies (read by workers.settings, listed here so one table documents them).
-    Setting('EXTRACT_TIME_LIMIT', int, 900, 'soft time limit of extract-queue tasks (s)'),
-    Setting('TRAIN_TIME_LIMIT', int, 10800, 'soft time limit of train-queue tasks (s)'),
-    Setting('CLASSIFY_TIME_LIMIT', int, 120, 'soft time limit of classify-queue tasks (s)'),
-    Setting('TIME_LIMIT_GRACE', int, 60, 'hard limit = soft limit + this (s)'),
+    Setting('EXTRACT_TIME_LIMIT', int, 900, 'soft time limit of extract-queue tasks (s)',
+            minimum=1),
+    Setting('TRAIN_TIME_LIMIT', int, 10800, 'soft time limit of train-queue tasks (s)',
+            minimum=1),
+    Setting('CLASSIFY_TIME_LIMIT', int, 120, 'soft time limit of classify-queue tasks (s)',
+            minimum=1),
+    Setting('TIME_LIMIT_GRACE', int, 60, 'hard limit = soft limit + this (s)', minimum=0),
     Setting('VISIBILITY_TIMEOUT', int, None,
-            'Redis redelivery timeout (s); unset = longest hard limit + 1 h; must exceed it'),
-    Setting('UNACKED_RESTORE_INTERVAL', int, 10, 'how often unacked messages are checked (s)'),
-    Setting('RETRY_MAX', int, 5, 'retries of a transient fault before dead-lettering'),
-    Setting('RETRY_BACKOFF', int, 2, 'first retry delay (s), doubled each time'),
-    Setting('RETRY_BACKOFF_MAX', int, 300, 'cap of the retry delay (s)'),
-    Setting('DEDUP_TTL', int, 21600, 'how long a job token blocks a duplicate submission (s)'),
-    Setting('DEAD_LETTER_MAX', int, 10000, 'dead letters kept in Redis'),
-    Setting('RESULT_EXPIRES', int, 86400, 'how long results stay in the backend (s)'),
-    Setting('WORKER_CONCURRENCY', int, 0, 'pool processes per worker; 0 = chosen per queue kind'),
+            'Redis redelivery timeout (s); unset = longest hard limit + 1 h; must exceed it',
+            minimum=1),
+    Setting('UNACKED_RESTORE_INTERVAL', int, 10, 'how often unacked messages are checked (s)',
+            minimum=1),
+    Setting('RETRY_MAX', int, 5, 'retries of a transient fault before dead-lettering',
+            minimum=0),
+    Setting('RETRY_BACKOFF', int, 2, 'first retry delay (s), doubled each time', minimum=0),
+    Setting('RETRY_BACKOFF_MAX', int, 300, 'cap of the retry delay (s)', minimum=0),
+    Setting('DEDUP_TTL', int, 21600, 'how long a job token blocks a duplicate submission (s)',
+            minimum=1),
+    Setting('DEAD_LETTER_MAX', int, 10000, 'dead letters kept in Redis', minimum=1),
+    Setting('RESULT_EXPIRES', int, 86400,
+            'how long results stay in the backend (s); 0 = they never expire', minimum=0),
+    Setting('WORKER_CONCURRENCY', int, 0,
+            'pool processes per worker; 0 = chosen per queue kind', minimum=0),
     Setting('METRICS_PORT', int, 0,
-            'port of the per-worker Prometheus endpoint; 0 = off'),
+            'port of the per-worker Prometheus endpoint; 0 = off', minimum=0, maximum=65535),
     Setting('EXTRACT_ENGINE', str, 'auto',
             "CPU inference engine: auto (ONNX Runtime when installed), torch, onnxruntime"),
-    Setting('EXTRACT_BATCH_SIZE', int, 0, 'patches per forward pass; 0 = chosen per device'),
-    Setting('URL_TIMEOUT', int, 20, 'seconds before a URL download gives up'),
-    Setting('URL_MAX_BYTES', int, 512 * 1024 * 1024, 'largest body a URL download accepts'),
-    Setting('CLASSIFIER_CACHE_SIZE', int, 8, 'loaded classifiers kept per process'),
-    Setting('EXTRACTOR_CACHE_SIZE', int, 2, 'loaded networks kept per process'),
+    Setting('EXTRACT_BATCH_SIZE', int, 0,
+            'patches per forward pass; 0 = chosen per device', minimum=0),
+    Setting('URL_TIMEOUT', int, 20, 'seconds before a URL download gives up', minimum=1),
+    Setting('URL_MAX_BYTES', int, 512 * 1024 * 1024, 'largest body a URL download accepts',
+            minimum=1),
+    Setting('CLASSIFIER_CACHE_SIZE', int, 8, 'loaded classifiers kept per process', minimum=1),
+    Setting('EXTRACTOR_CACHE_SIZE', int, 2, 'loaded networks kept per process', minimum=1),
     Setting('ALLOW_TRUNCATED_IMAGES', bool, False,
             'decode JPEGs missing their last bytes (pyspacer did) instead of failing'),
     Setting('EXTRA_CLASS_PATHS', str, None,
@@ -105,7 +123,10 @@ def _is_set(value: Any) -> bool:
     return value not in ('', None)
 
 
-def _cast(setting: Setting, value: Any) -> Any:
+def _cast(setting: Setting, value: Any, source: str = '') -> Any:
+    """``value`` as the setting's type; ConfigError naming the setting and
+    ``source`` (where the value came from) when it is not one."""
+    where = f" (from {source})" if source else ''
     if setting.type is bool:
         if isinstance(value, bool):
             return value
@@ -113,14 +134,27 @@ def _cast(setting: Setting, value: Any) -> Any:
             return True
         if value in ('False', 'false', '0'):
             return False
-        raise ConfigError(f"{setting.name} may only be True or False, not {value!r}.")
+        raise ConfigError(
+            f"{setting.name} may only be True or False, not {value!r}{where}.")
     if setting.type is int:
         try:
-            return int(value)
+            number = int(value)
         except (TypeError, ValueError):
             raise ConfigError(
-                f"{setting.name} must be an integer, not {value!r}.") from None
+                f"{setting.name} must be an integer, not {value!r}{where}.") from None
+        _check_bounds(setting, number, where)
+        return number
     return value
+
+
+def _check_bounds(setting: Setting, number: int, where: str) -> None:
+    low, high = setting.minimum, setting.maximum
+    if low is not None and number < low:
+        wanted = {0: 'must not be negative', 1: 'must be positive'}.get(
+            low, f'must be at least {low}')
+        raise ConfigError(f"{setting.name} {wanted}, not {number}{where}.")
+    if high is not None and number > high:
+        raise ConfigError(f"{setting.name} must be at most {high}, not {number}{where}.")
 
 
 def _read_secrets() -> dict | None:
@@ -160,18 +194,31 @@ def detection_result() -> str:
                else " SPACER Django setting not found."))
 
 
-def get_config_value(key: str, value_type: type = str, default: Any = 'NO_DEFAULT') -> Any:
-    """pyspacer's lookup: environment, then secrets.json, then Django settings."""
-    setting = Setting(key, value_type, default, '')
+def _lookup(key: str) -> tuple[Any, str]:
+    """The raw value of ``key`` and where it came from (for error messages);
+    (None, '') when no source sets it."""
     value = os.getenv('SPACER_' + key)
     if _is_set(value):
-        return _cast(setting, value)
-    for source in (_SECRETS, _DJANGO):
+        return value, f'environment variable SPACER_{key}'
+    for source, where in ((_SECRETS, str(SECRETS_PATH)),
+                          (_DJANGO, f"Django settings.SPACER['{key}']")):
         if source:
             value = source.get(key)
             if _is_set(value):
-                return _cast(setting, value)
-            break
+                return value, where
+            break  # pyspacer reads only the first source that exists
+    return None, ''
+
+
+def get_config_value(key: str, value_type: type = str, default: Any = 'NO_DEFAULT') -> Any:
+    """pyspacer's lookup: environment, then secrets.json, then Django settings.
+    A setting of the table is held to its bounds whoever reads it."""
+    setting = SETTINGS_BY_NAME.get(key)
+    if setting is None or setting.type is not value_type:
+        setting = Setting(key, value_type, default, '')
+    value, where = _lookup(key)
+    if _is_set(value):
+        return _cast(setting, value, where)
     if default == 'NO_DEFAULT':
         raise ConfigError(f"{key} setting is required. (Debug info: {detection_result()})")
     return default
@@ -197,12 +244,38 @@ def reload() -> None:
     ImageFile.LOAD_TRUNCATED_IMAGES = module.ALLOW_TRUNCATED_IMAGES
 
 
-reload()
+def _log_level(name: str) -> int:
+    """The logging level called ``name`` (any case); ConfigError otherwise."""
+    # getLevelName maps a level's name to its number (Python 3.10 has no
+    # getLevelNamesMapping); anything else comes back as a string.
+    level = getLevelName(str(name).upper())
+    if not isinstance(level, int):
+        where = _lookup('LOG_LEVEL')[1]
+        raise ConfigError(
+            f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {name!r}"
+            + (f" (from {where})." if where else "."))
+    return level
 
-if LOG_DESTINATION:  # noqa: F821 (set by reload)
-    basicConfig(level=LOG_LEVEL,  # noqa: F821
-                filename=None if LOG_DESTINATION == 'console' else LOG_DESTINATION,  # noqa: F821
-                format='%(asctime)s - %(levelname)s:%(name)s\n%(message)s')
+
+def _configure_logging(destination: str | None, level_name: str) -> None:
+    """pyspacer's logging setup, with errors that name the setting at fault
+    (logging's own name neither the setting nor where it was set)."""
+    level = _log_level(level_name)
+    if not destination:
+        return
+    filename = None if destination == 'console' else destination
+    try:
+        basicConfig(level=level, filename=filename,
+                    format='%(asctime)s - %(levelname)s:%(name)s\n%(message)s')
+    except OSError as e:
+        where = _lookup('LOG_DESTINATION')[1]
+        raise ConfigError(
+            f"LOG_DESTINATION {destination!r} cannot be opened for logging: "
+            f"{e.strerror or e}" + (f" (from {where})." if where else ".")) from e
+
+
+reload()
+_configure_logging(LOG_DESTINATION, LOG_LEVEL)  # noqa: F821 (set by reload)
 
 TASKS = ['extract_features', 'train_classifier', 'classify_features', 'classify_image']
 CLASSIFIER_TYPES = ['LR', 'MLP']

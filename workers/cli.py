@@ -40,7 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    # A bad setting (ConfigError) is found when spacer.config is imported,
+    # which building the parser does, or when a command reads it: either
+    # way one line naming it, not a traceback, even for --help.
+    from spacer.exceptions import ConfigError
+    try:
+        parser = build_parser()
+    except ConfigError as e:
+        return _config_error(e)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format='%(levelname)s %(name)s: %(message)s')
@@ -48,8 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
-    code = func(args)
+    try:
+        code = func(args)
+    except ConfigError as e:
+        return _config_error(e)
     return int(code or 0)
+
+
+def _config_error(error: Exception) -> int:
+    print(f"spacer: error: {error}", file=sys.stderr)
+    return 2
 
 
 if __name__ == '__main__':  # pragma: no cover

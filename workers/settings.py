@@ -111,14 +111,10 @@ class WorkerSettings:
 
 def load() -> WorkerSettings:
     """Read every setting now (call again after changing the environment)."""
+    # Each value is already within its bounds (spacer.config's table); what
+    # is checked here is how they combine.
     values = {name: read(name, t, d) for name, t, d in WORKER_SETTINGS}
-    for name, value in values.items():
-        if value is not None and value < 0:
-            raise ConfigError(f"{name} must not be negative, not {value}.")
     soft = {kind: values[f'{kind.upper()}_TIME_LIMIT'] for kind in QUEUE_KINDS}
-    for kind, seconds in soft.items():
-        if seconds <= 0:
-            raise ConfigError(f"{kind.upper()}_TIME_LIMIT must be positive, not {seconds}.")
     grace = values['TIME_LIMIT_GRACE']
     longest_hard = max(soft.values()) + grace
     visibility = values['VISIBILITY_TIMEOUT']
@@ -140,12 +136,12 @@ def load() -> WorkerSettings:
         soft_limits=soft,
         grace=grace,
         visibility_timeout=visibility,
-        unacked_restore_interval=max(1, values['UNACKED_RESTORE_INTERVAL']),
+        unacked_restore_interval=values['UNACKED_RESTORE_INTERVAL'],
         retry_max=values['RETRY_MAX'],
         retry_backoff=values['RETRY_BACKOFF'],
         retry_backoff_max=values['RETRY_BACKOFF_MAX'],
-        dedup_ttl=max(values['DEDUP_TTL'], 1),
-        dead_letter_max=max(values['DEAD_LETTER_MAX'], 1),
+        dedup_ttl=values['DEDUP_TTL'],
+        dead_letter_max=values['DEAD_LETTER_MAX'],
         result_expires=values['RESULT_EXPIRES'],
         concurrency=values['WORKER_CONCURRENCY'],
     )

@@ -41,12 +41,13 @@ def test_submit_then_result_of_a_failure(tmp_path, capsys):
     scenario = Scenario('filesystem', str(tmp_path), n_images=1)  # image never stored
     path = tmp_path / 'msg.json'
     path.write_text(json.dumps(scenario.extract_msg(0).serialize()))
-    assert main(['submit', str(path), '--task', 'extract_features']) == 0
-    task_id = capsys.readouterr().out.strip()
-    assert main(['result', task_id, '--wait', '--timeout', '30']) == 1
+    # No broker: submit runs the task here (as --wait), so it is not lost.
+    assert main(['submit', str(path), '--task', 'extract_features']) == 1
     report = json.loads(capsys.readouterr().out)
     assert report['state'] == 'FAILURE'
     assert report['error']['type'] == 'FileNotFoundError'
+    assert main(['result', report['id']]) == 1
+    assert json.loads(capsys.readouterr().out)['state'] == 'FAILURE'
 
 
 def test_submit_rejects_unknown_shapes(tmp_path, capsys):

@@ -28,8 +28,27 @@ def show(client: Any, task_id: str, wait: bool = False, timeout: float | None = 
 
 
 def run(args: argparse.Namespace) -> int:
+    from celery import states
+
     from workers.client import Client
-    return show(Client(), args.id, wait=args.wait, timeout=args.timeout)
+    client = Client()
+    if not results_readable(client.app) and client.result(args.id).state == states.PENDING:
+        print("spacer result: no broker configured; set SPACER_BROKER_URL "
+              "(e.g. redis://localhost:6379/0). Without one a task runs inside the "
+              "spacer process that submitted it (spacer submit --wait prints its "
+              "result) and its result is gone once that process exits.",
+              file=sys.stderr)
+        return 1
+    return show(client, args.id, wait=args.wait, timeout=args.timeout)
+
+
+def results_readable(app: Any) -> bool:
+    """Whether another process's results can be read here: not when there is
+    no broker and results stay in the memory of the process that ran them.
+    Then an id this process did not run reads as PENDING for ever (and --wait
+    would never end); one it ran (spacer used as a library) can be shown."""
+    backend = str(app.conf.result_backend or '')
+    return not (app.spacer_settings.embedded and backend.startswith('cache+memory'))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         'result', help="a task's state and result",
         description="Print a task's state and, once finished, its return message or "
                     "error (class and message) as JSON. Exit status: 0 succeeded, "
-                    "1 failed, 3 not finished.")
+                    "1 failed (or no broker configured: results are then not kept "
+                    "beyond the process that ran the task), 3 not finished.")
     parser.add_argument('id', help='task id printed by spacer submit')
     parser.add_argument('--wait', action='store_true', help='wait until it finishes')
     parser.add_argument('--timeout', type=float, default=None, help='seconds to wait')

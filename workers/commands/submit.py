@@ -67,11 +67,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"spacer submit: cannot reach the broker: {type(e).__name__}: {e}",
               file=sys.stderr)
         return 1
-    if not args.wait:
+    wait = args.wait or client.settings.embedded
+    if not wait:
         print(task_id)
         return 0
+    if not args.wait:
+        # The embedded worker lives in this process: a task left queued when
+        # it exits would never run.
+        print("spacer submit: no broker configured (SPACER_BROKER_URL): running the "
+              "task here, as --wait does.", file=sys.stderr)
     from workers.commands.result import show
-    return show(client, task_id, wait=True, timeout=args.timeout)
+    code = show(client, task_id, wait=True, timeout=args.timeout)
+    if code == 3 and client.settings.embedded:
+        print("spacer submit: without a broker the task stops when this process "
+              "exits; submit it again with a longer --timeout, or none.", file=sys.stderr)
+    return code
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -79,11 +89,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         'submit', help='queue a message (JSON file) and print the task id',
         description="Queue a message for a task and print its id. The task is "
                     "taken from --task or from the message's shape (a JobMsg "
-                    "goes to process_job).")
+                    "goes to process_job). Without a broker (SPACER_BROKER_URL "
+                    "unset) there is no queue to leave the task in: it runs in "
+                    "this process and its result is printed, as with --wait.")
     parser.add_argument('message', help="message JSON file ('-' for stdin)")
     parser.add_argument('--task', help='extract_features, classify_image, train_classifier, '
                                        'classify_features or process_job')
-    parser.add_argument('--wait', action='store_true', help='wait and print the result')
+    parser.add_argument('--wait', action='store_true',
+                        help='wait and print the result (always so without a broker)')
     parser.add_argument('--timeout', type=float, default=None, help='seconds to wait')
     parser.add_argument('--no-dedup', action='store_true',
                         help='queue even if the same job token is pending or running')
