@@ -147,7 +147,11 @@ def _fail(text: str, status: int) -> int:
 
 
 def _guarded(action) -> int:
-    """Run `action`, turning the errors a user can fix into messages."""
+    """Run `action`, turning the errors a user can fix into messages, and
+    the failures of the job's files and tasks into one line each (no
+    traceback: the message names the file or task and the cause)."""
+    from spacer.exceptions import SpacerError
+    from workers.errors import RemoteError
     from workers.mainjob.csv_input import CsvInputError
     from workers.mainjob.pipeline import JobError
     try:
@@ -158,16 +162,23 @@ def _guarded(action) -> int:
         return _fail(str(err), EXIT_BAD_INPUT)
     except JobError as err:
         return _fail(str(err), EXIT_FAILED)
+    except RemoteError as err:
+        return _fail(f"a task failed: {err}", EXIT_FAILED)
+    except (SpacerError, OSError) as err:
+        return _fail(f"{type(err).__name__}: {err}", EXIT_FAILED)
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from workers.mainjob.pipeline import JobSpec, check_inputs, run_job
+    from workers.mainjob.pipeline import (JobSpec, check_inputs,
+                                          check_output_dir, run_job)
 
     def action() -> int:
-        # The CSVs first: a bad row stops the run before any work, even
-        # before the default extractor's weights are made.
+        # The CSVs and the output folder first: a bad row or an unwritable
+        # folder stops the run before any work, even before the default
+        # extractor's weights are made.
         inputs = check_inputs(args.images, args.annotations, args.points,
                               args.skip_invalid)
+        check_output_dir(args.output)
         choice = _choose_extractor(args)
         outcome = run_job(JobSpec(
             images_dir=args.images, annotations_csv=args.annotations,

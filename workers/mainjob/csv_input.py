@@ -23,6 +23,8 @@ POINT_COLUMNS = ('Name', 'Row', 'Column')
 COLUMN_ALIASES = {'Label': ('label', 'label code')}
 
 _UNDECODABLE = re.compile('[\udc80-\udcff]')
+# Shown as '?' in messages: undecodable bytes and control characters.
+_UNPRINTABLE = re.compile('[\udc80-\udcff\x00-\x1f\x7f]')
 
 
 @dataclass(frozen=True)
@@ -103,12 +105,44 @@ def _limits(max_points: int | None, max_pixels: int | None) -> tuple[int, int]:
     return int(max_points), int(max_pixels)
 
 
+# Byte order marks of the Unicode encodings spreadsheet programs save in
+# (Excel's "Unicode text" is UTF-16); the longer UTF-32 marks come first.
+_BOMS = ((b'\xff\xfe\x00\x00', 'utf-32'), (b'\x00\x00\xfe\xff', 'utf-32'),
+         (b'\xff\xfe', 'utf-16'), (b'\xfe\xff', 'utf-16'))
+
+
+class _EncodingError(ValueError):
+    """The file's bytes are not text in an encoding we can read."""
+
+
 def _decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM); undecodable bytes survive as lone
-    surrogates so the rows holding them can be reported by line."""
+    """UTF-8 (with or without BOM), or UTF-16/32 with a BOM. Undecodable
+    UTF-8 bytes survive as lone surrogates so the rows holding them can be
+    reported by line; a broken UTF-16/32 file raises _EncodingError."""
     if data.startswith(b'\xef\xbb\xbf'):
         data = data[3:]
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)   # the codec drops the BOM
+            except UnicodeDecodeError as err:
+                raise _EncodingError(
+                    f"starts with a {encoding.upper()} byte order mark but "
+                    f"is not valid {encoding.upper()} text ({err.reason} at "
+                    f"byte {err.start}); save the file as UTF-8") from err
     return data.decode('utf-8', errors='surrogateescape')
+
+
+def _header_encoding_problem(header: list[str]) -> str | None:
+    """Why the header line is not readable text, if it is not."""
+    if any('\x00' in h for h in header):
+        return ("the header line holds NUL bytes: the file is not UTF-8 text "
+                "(perhaps UTF-16 without a byte order mark); save the file as "
+                "UTF-8")
+    if any(_UNDECODABLE.search(h) for h in header):
+        return ("the header line is not valid UTF-8 text; save the file as "
+                "UTF-8 (CoralNet's exports are)")
+    return None
 
 
 def _records(text: str):
@@ -146,7 +180,7 @@ def _column_index(header: list[str], wanted: tuple[str, ...]
 def _whole_number(text: str, column: str) -> int:
     value = text.strip()
     if not re.fullmatch(r'[+-]?\d+', value):
-        shown = _UNDECODABLE.sub('?', value)
+        shown = _UNPRINTABLE.sub('?', value)
         raise ValueError(f"{column} value '{shown}' is not a whole number")
     return int(value)
 
@@ -162,7 +196,14 @@ def _read(path: Path, columns: tuple[str, ...], catalog: ImageCatalog,
     if not path.is_file():
         problem(0, f"file not found: {path}", fatal=True)
         return table
-    text = _decode(path.read_bytes())
+    try:
+        text = _decode(path.read_bytes())
+    except _EncodingError as err:
+        problem(1, f"the file {err}", fatal=True)
+        return table
+    except OSError as err:
+        problem(0, f"cannot be read ({err.strerror or err})", fatal=True)
+        return table
     if not text.strip():
         problem(1, "the file is empty; expected a header line with the columns "
                    + ', '.join(columns), fatal=True)
@@ -171,6 +212,10 @@ def _read(path: Path, columns: tuple[str, ...], catalog: ImageCatalog,
     header_line, header = next(records)
     if isinstance(header, csv.Error):
         problem(header_line, f"not readable as CSV ({header})", fatal=True)
+        return table
+    encoding_problem = _header_encoding_problem(header)
+    if encoding_problem:
+        problem(header_line, encoding_problem, fatal=True)
         return table
     index, missing = _column_index(header, columns)
     if missing:

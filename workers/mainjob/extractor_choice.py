@@ -44,7 +44,7 @@ def from_weights(path: Path | str) -> ExtractorChoice:
 def from_json(path: Path | str) -> ExtractorChoice:
     """Any allow-listed extractor, as pyspacer serializes it. Local data
     files without a hash get one, so the run's features are keyed by the
-    files' content."""
+    files' content. Raises ValueError naming the file and what is wrong."""
     from spacer.extractors import FeatureExtractor
     path = Path(path)
     try:
@@ -54,13 +54,31 @@ def from_json(path: Path | str) -> ExtractorChoice:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: an extractor JSON must be an object with "
                          "a class_path")
-    hashes = dict(data.get('data_hashes') or {})
-    for key, loc in (data.get('data_locations') or {}).items():
-        if key not in hashes and loc.get('storage_type') == 'filesystem':
-            hashes[key] = _local_sha256(Path(loc['key']))
-    if hashes:
-        data['data_hashes'] = hashes
-    return ExtractorChoice(FeatureExtractor.deserialize(data), None)
+    # Validate the whole structure first: hashing walks data_locations,
+    # which only the extractor's own checks vouch for.
+    try:
+        extractor = FeatureExtractor.deserialize(data)
+    except ValueError as err:           # MessageError and ClassPathError
+        raise ValueError(f"Extractor JSON {path}: {err}") from err
+    hashes = dict(extractor.data_hashes)
+    for key, loc in extractor.data_locations.items():
+        if not hashes.get(key) and loc.storage_type == 'filesystem':
+            hashes[key] = _hash_data_file(path, key, Path(loc.key))
+    if hashes == extractor.data_hashes:
+        return ExtractorChoice(extractor, None)
+    return ExtractorChoice(FeatureExtractor.deserialize(
+        {**extractor.serialize(), 'data_hashes': hashes}), None)
+
+
+def _hash_data_file(json_path: Path, key: str, file: Path) -> str:
+    try:
+        return _local_sha256(file)
+    except (OSError, ValueError) as err:
+        reason = ('is a folder, not a file' if isinstance(err, IsADirectoryError)
+                  else 'was not found' if isinstance(err, FileNotFoundError)
+                  else f'cannot be read ({err})')
+        raise ValueError(f"Extractor JSON {json_path}: data file "
+                         f"data_locations[{key!r}] {file} {reason}.") from err
 
 
 def default_weights_dir() -> Path:

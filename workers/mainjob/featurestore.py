@@ -8,6 +8,14 @@ those images; a different extractor gets a folder of its own, so features
 from two networks never mix. Storage writes are atomic, so a file that
 exists is whole; it is still opened and checked to hold every point the run
 needs before it is trusted.
+
+A photo can change under the same name (re-exported, replaced, truncated by
+a bad copy), so next to each feature file lies `<image name>.source.json`
+with the sha256 of the photo it was computed from. It is written *before*
+the extraction is sent (and the old feature file removed), so a feature
+file that exists always comes from the recorded content, even after a run
+is killed mid-way; features are reused only while the photo's sha256 is
+unchanged.
 """
 from __future__ import annotations
 
@@ -15,9 +23,21 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
+
 from spacer.data_classes import DataLocation, ImageFeatures
 
 FEATURE_SUFFIX = '.featurevector'
+SOURCE_SUFFIX = '.source.json'
+
+
+def file_sha256(path: Path | str) -> str:
+    """sha256 hex digest of a file's content (read in 1 MiB chunks)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def extractor_identity(extractor) -> str:
@@ -51,17 +71,48 @@ class FeatureStore:
     def location(self, image_name: str) -> DataLocation:
         return DataLocation('filesystem', str(self.path_for(image_name)))
 
-    def has_points(self, image_name: str,
-                   rowcols: list[tuple[int, int]]) -> bool:
-        """True if a finished feature file holds every one of `rowcols`."""
+    def source_path(self, image_name: str) -> Path:
+        """Where the sha256 of the photo behind a feature file is kept."""
+        features = self.path_for(image_name)
+        return features.with_name(features.name[:-len(FEATURE_SUFFIX)]
+                                  + SOURCE_SUFFIX)
+
+    def recorded_source(self, image_name: str) -> str | None:
+        """The photo sha256 recorded for a feature file, if readable."""
+        try:
+            record = json.loads(self.source_path(image_name).read_text())
+        except (OSError, ValueError):
+            return None
+        digest = record.get('sha256') if isinstance(record, dict) else None
+        return digest if isinstance(digest, str) else None
+
+    def begin(self, image_name: str, source_sha256: str) -> None:
+        """Before extracting features of the photo with this content: drop
+        the old feature file, then record the content the new one will come
+        from (in this order, so no stale file is ever vouched for)."""
+        self.path_for(image_name).unlink(missing_ok=True)
+        record = self.source_path(image_name)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        partial = record.with_name(record.name + '.part')
+        partial.write_text(json.dumps({'sha256': source_sha256}))
+        partial.replace(record)
+
+    def has_points(self, image_name: str, rowcols: list[tuple[int, int]],
+                   source_sha256: str | None = None) -> bool:
+        """True if a finished feature file holds every one of `rowcols` and,
+        when `source_sha256` is given, was made from the photo with that
+        content."""
         path = self.path_for(image_name)
         if not path.is_file():
+            return False
+        if (source_sha256 is not None
+                and self.recorded_source(image_name) != source_sha256):
             return False
         try:
             features = ImageFeatures.load(self.location(image_name))
         except Exception:   # unreadable: extract again, overwriting it
             return False
-        if not features.valid_rowcol:
-            return False
+        if not features.valid_rowcol or not np.isfinite(features.feat).all():
+            return False     # NaN features: from a broken network, not kept
         stored = set(zip(features.rows.tolist(), features.cols.tolist()))
         return all(tuple(rc) in stored for rc in rowcols)

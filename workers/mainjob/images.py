@@ -6,6 +6,7 @@ header only (Pillow opens lazily), so checking thousands of rows is cheap.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,15 +66,54 @@ class ImageCatalog:
 
     def info(self, path: Path) -> ImageInfo:
         """Size of a photo; raises ValueError naming the file if it can't be
-        read as an image."""
+        read as an image. A photo past Pillow's decompression-bomb limit
+        still gets its size, so the caller can hold it against spacer's
+        MAX_IMAGE_PIXELS like any other."""
         cached = self._info.get(path)
         if cached is None:
-            try:
-                with Image.open(path) as img:
-                    cached = ImageInfo(path, img.width, img.height)
-            except (UnidentifiedImageError, OSError) as err:
-                cached = f"cannot be read as an image ({err})"
+            cached = _read_info(path)
             self._info[path] = cached
         if isinstance(cached, str):
             raise ValueError(cached)
         return cached
+
+
+def _read_info(path: Path) -> ImageInfo | str:
+    """The photo's size, or why it has none."""
+    try:
+        with warnings.catch_warnings():
+            # Sizes between Pillow's limit and twice it only warn; the
+            # caller compares every size with MAX_IMAGE_PIXELS itself.
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return ImageInfo(path, img.width, img.height)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        size = _header_size(path)
+        if size is None:
+            return f"is too large to be opened ({err})"
+        return ImageInfo(path, *size)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            EOFError) as err:
+        return f"cannot be read as an image ({err})"
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the header of a photo Pillow refuses to open
+    for its size: `Image.open` checks the size as it opens, so this asks
+    the format's own opener, which reads the header only."""
+    Image.init()
+    try:
+        with open(path, 'rb') as handle:
+            prefix = handle.read(16)
+            for factory, accept in list(Image.OPEN.values()):
+                accepted = accept(prefix) if accept else True
+                if not accepted or isinstance(accepted, str):
+                    continue
+                handle.seek(0)
+                try:
+                    return tuple(factory(handle, str(path)).size)
+                except Exception:    # not this format: try the next one
+                    continue
+    except OSError:
+        return None
+    return None

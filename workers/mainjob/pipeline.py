@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
+from PIL import Image
 
 from spacer.data_classes import DataLocation, ImageLabels, ValResults
 from spacer.messages import (ClassifyFeaturesMsg, ExtractFeaturesMsg,
@@ -26,7 +31,7 @@ from workers.mainjob.csv_input import (CsvInputError, CsvIssue, PointRow,
                                        format_issues, read_annotations,
                                        read_points)
 from workers.mainjob.dispatch import Dispatcher, QueueDispatcher
-from workers.mainjob.featurestore import FeatureStore
+from workers.mainjob.featurestore import FeatureStore, file_sha256
 from workers.mainjob.images import ImageCatalog
 from workers.mainjob.predictions import Prediction, rank, write_csv
 from workers.mainjob.progress import bar, epoch_follower
@@ -38,6 +43,16 @@ SPLIT_MODES = {'images': SplitMode.VECTORS,
 
 class JobError(RuntimeError):
     """The job could not go on; the message says why and what to do."""
+
+
+class OutputDirError(ValueError):
+    """The output folder cannot be created or written (bad input: exit 2)."""
+
+
+# Errors of the extractor itself (its files or network), not of one image:
+# every image would fail the same way, so they stop the job.
+EXTRACTOR_ERRORS = frozenset({'WeightsFormatError', 'HashMismatchError',
+                              'CaffeFormatError', 'ClassPathError'})
 
 
 def _stderr(text: str) -> None:
@@ -148,36 +163,139 @@ def _short_hash(value) -> str:
     return hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]
 
 
+def check_output_dir(path: Path | str) -> None:
+    """Raise OutputDirError unless `path` is a folder, or can be made one,
+    that this process may write to. Creates nothing, so it can run before
+    any other check."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        kind = 'a file' if path.is_file() else 'not a folder'
+        raise OutputDirError(f"output folder {path} is {kind}")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputDirError(f"output folder {path} cannot be created: "
+                             f"{existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        verb = 'written' if existing == path else 'created'
+        raise OutputDirError(f"output folder {path} cannot be {verb}: no "
+                             f"write permission in {existing}")
+
+
+def _make_output_dir(path: Path) -> None:
+    """Create the output folder and prove it writable (permission bits do
+    not tell about read-only mounts, nor bind a root user)."""
+    check_output_dir(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise OutputDirError(f"output folder {path} cannot be written: "
+                             f"{err.strerror or err}") from err
+
+
+def _error_type(error: BaseException) -> str:
+    """The original class name of a task's error (RemoteError keeps it)."""
+    return getattr(error, 'error_type', None) or type(error).__name__
+
+
+def _data_files(extractor) -> str:
+    """The extractor's data files, for messages."""
+    locations = getattr(extractor, 'data_locations', {}) or {}
+    return ', '.join(f"{key} file {loc.key}" for key, loc in locations.items())
+
+
+def _not_usable(extractor, reason: str) -> JobError:
+    files = _data_files(extractor)
+    what = (f"The feature extractor ({type(extractor).__name__}, {files})"
+            if files else f"The feature extractor {type(extractor).__name__}")
+    reason = reason.rstrip(' :.')   # torch may leave the detail empty
+    return JobError(f"{what} is not usable: {reason}. No image was "
+                    "extracted with it; check the weights file (--weights) or "
+                    "the extractor JSON (--extractor).")
+
+
+def check_extractor(extractor) -> None:
+    """Load the extractor's files, build its network and run it on one
+    patch, here and once, before any image is sent: broken weights would
+    otherwise fail (or, worse, yield NaN features) on every image, and be
+    blamed on the images. The model stays warm for an embedded worker."""
+    size = int(getattr(extractor, 'CROP_SIZE', 224))
+    photo = Image.fromarray(np.random.default_rng(0).integers(
+        0, 256, size=(size, size, 3), dtype=np.uint8))
+    try:
+        # The call every extractor has (pyspacer's API), as a worker makes it.
+        features, _ = extractor(photo, [(size // 2, size // 2)])
+        values = np.asarray(features.feat, dtype=float)
+    except Exception as err:    # whatever the files or network fail with
+        raise _not_usable(extractor, f"{type(err).__name__}: {err}") from err
+    if values.size == 0 or not np.isfinite(values).all():
+        raise _not_usable(extractor, "it computes NaN or infinite features "
+                                     "(its weights hold NaN or infinity)")
+
+
+def _image_digests(images: dict[str, _Image]
+                   ) -> tuple[dict[str, str], dict[str, str]]:
+    """sha256 of each photo's content, and the photos that can't be read."""
+    digests, failures = {}, {}
+    for image in images.values():
+        try:
+            digests[image.name] = file_sha256(image.path)
+        except OSError as err:
+            failures[image.name] = f"cannot be read ({err.strerror or err})"
+    return digests, failures
+
+
 def _extract(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
              dispatcher: Dispatcher, run_key: str
              ) -> tuple[int, int, dict[str, str]]:
-    """Extract what is missing. Returns (extracted, reused, failures)."""
-    todo = [image for image in images.values()
-            if not store.has_points(image.name, image.rowcols)]
-    reused = len(images) - len(todo)
+    """Extract what is missing or stale. Returns (extracted, reused,
+    failures). Raises JobError when the extractor itself is at fault."""
+    digests, failures = _image_digests(images)
+    todo = [image for image in images.values() if image.name in digests
+            and not store.has_points(image.name, image.rowcols,
+                                     digests[image.name])]
+    reused = len(digests) - len(todo)
     if reused:
         spec.say(f"Reusing features of {reused} images from an earlier run "
                  f"({store.folder}).")
-    # Job tokens name the output folder, image and points: the queue runs
-    # one task per token at a time, and a task left in flight by a killed
-    # run is waited for instead of being run twice.
+    changed = [image.name for image in todo
+               if store.recorded_source(image.name) not in
+               (None, digests[image.name])]
+    if changed:
+        more = ' ...' if len(changed) > 10 else ''
+        spec.say(f"{len(changed)} photos changed since their features were "
+                 f"extracted; extracting them again: "
+                 f"{', '.join(changed[:10])}{more}")
+    if not todo:
+        return 0, reused, failures
+    check_extractor(spec.extractor)
+    for image in todo:
+        store.begin(image.name, digests[image.name])
+    # Job tokens name the output folder, image content and points: the
+    # queue runs one task per token at a time, and a task left in flight by
+    # a killed run is waited for instead of being run twice.
     messages = [ExtractFeaturesMsg(
-        job_token=f"{run_key}:extract:{image.name}:{_short_hash(image.rowcols)}",
+        job_token=(f"{run_key}:extract:{image.name}:{digests[image.name][:12]}"
+                   f":{_short_hash(image.rowcols)}"),
         extractor=spec.extractor,
         rowcols=image.rowcols,
         image_loc=DataLocation('filesystem', str(image.path.resolve())),
         feature_loc=store.location(image.name)) for image in todo]
-    failures: dict[str, str] = {}
-    if not todo:
-        return 0, reused, failures
     with bar(len(images), 'Extracting features', 'image', spec.show_progress,
              initial=reused) as progress:
         for image, outcome in zip(
                 todo, dispatcher.run_all('extract_features', messages)):
             if isinstance(outcome, Exception):
+                if _error_type(outcome) in EXTRACTOR_ERRORS:
+                    raise _not_usable(spec.extractor, f"extracting "
+                                      f"{image.name} failed with {outcome}")
                 failures[image.name] = str(outcome)
             progress.update(1)
-    return len(todo) - len(failures), reused, failures
+    extracted = sum(1 for image in todo if image.name not in failures)
+    return extracted, reused, failures
 
 
 def _fingerprint(message: TrainClassifierMsg) -> str:
@@ -185,6 +303,15 @@ def _fingerprint(message: TrainClassifierMsg) -> str:
     content = {k: v for k, v in message.serialize().items() if k != 'job_token'}
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str)
                           .encode('utf-8')).hexdigest()
+
+
+def _read_record(path: Path) -> dict:
+    """training.json, or {} if it is unreadable (then training runs again)."""
+    try:
+        record = json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _train(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
@@ -216,7 +343,7 @@ def _train(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
     record_path = paths['training']
     if (record_path.is_file() and paths['classifier'].is_file()
             and paths['valresult'].is_file()):
-        record = json.loads(record_path.read_text())
+        record = _read_record(record_path)
         if record.get('message_sha256') == fingerprint:
             spec.say("Reusing the classifier trained by an earlier run on the "
                      "same features and labels.")
@@ -232,8 +359,11 @@ def _train(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
     with bar(spec.epochs, 'Training', 'epoch', spec.show_progress) as progress:
         # The worker reports each epoch it finishes (polled every
         # WAIT_TICK); the count is made whole when the return message comes.
-        returned = dispatcher.run_one('train_classifier', message,
-                                      on_wait=epoch_follower(progress))
+        try:
+            returned = dispatcher.run_one('train_classifier', message,
+                                          on_wait=epoch_follower(progress))
+        except Exception as err:    # RemoteError, TimeoutError, broker down
+            raise JobError(f"training failed: {err}") from err
         progress.update(max(0, (len(returned.ref_accs) or spec.epochs) - progress.n))
     record = {'message_sha256': fingerprint, 'acc': returned.acc,
               'ref_accs': list(returned.ref_accs), 'runtime': returned.runtime,
@@ -321,6 +451,7 @@ def run_job(spec: JobSpec, dispatcher: Dispatcher | None = None,
     started = time.time()
     if spec.split not in SPLIT_MODES:
         raise ValueError(f"split must be one of {', '.join(SPLIT_MODES)}")
+    check_output_dir(spec.output_dir)
     if inputs is None:
         inputs = check_inputs(spec.images_dir, spec.annotations_csv,
                               spec.points_csv, spec.skip_invalid, spec.say)
@@ -329,7 +460,7 @@ def run_job(spec: JobSpec, dispatcher: Dispatcher | None = None,
     images_dir = Path(spec.images_dir).resolve()
     images = _group(images_dir, annotations, to_classify)
     output = Path(spec.output_dir).resolve()
-    output.mkdir(parents=True, exist_ok=True)
+    _make_output_dir(output)
     paths = {'classifier': output / 'classifier.pkl',
              'valresult': output / 'valresult.json',
              'training': output / 'training.json',
@@ -355,6 +486,10 @@ def run_job(spec: JobSpec, dispatcher: Dispatcher | None = None,
         spec.say(f"Leaving out {len(failures)} images whose extraction "
                  f"failed:\n{listing}")
         images = {n: i for n, i in images.items() if n not in failures}
+        if not any(image.annotations for image in images.values()):
+            raise JobError(
+                "Feature extraction failed for every annotated image (see "
+                "the list above): no annotations are left to train on.")
 
     trained, record = _train(spec, images, store, dispatcher, paths, run_key)
     valresults = ValResults.load(DataLocation('filesystem',

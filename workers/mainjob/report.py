@@ -137,9 +137,19 @@ def _predictions_section(content: ReportContent, labels: list[str]) -> str:
         if path is None:
             continue
         mine = [p for p in predictions if p.name == name]
+        try:
+            png = draw_predictions(path, mine, colours)
+        except Exception as err:
+            # The picture is an illustration: a photo that changed or broke
+            # since it was classified must not cost the report itself.
+            parts.append(
+                f'<p class="notice" id="prediction-image-{number}-missing">'
+                f'{html.escape(name)} could not be drawn: '
+                f'{html.escape(type(err).__name__)}: {html.escape(str(err))}'
+                '</p>')
+            continue
         parts.append(_figure(
-            f'prediction-image-{number}', draw_predictions(path, mine, colours),
-            f'predicted points on {name}',
+            f'prediction-image-{number}', png, f'predicted points on {name}',
             f'{name}: {len(mine)} points, each marked with its predicted '
             'label and score.'))
     parts.append('</section>')
