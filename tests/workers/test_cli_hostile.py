@@ -72,3 +72,9 @@ def test_result_without_a_broker_says_so(monkeypatch, capsys, wait):
     assert main(['result', 'no-such-task', *wait]) == 1
     err = capsys.readouterr().err
     assert err.startswith('spacer result: no broker configured; set SPACER_BROKER_URL')
+
+
+def test_dead_letters_without_a_broker_says_so(capsys):
+    from workers.cli import main
+    assert main(['dead-letters', 'list']) == 1
+    assert 'no broker configured' in capsys.readouterr().err

@@ -3,15 +3,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def run(args: argparse.Namespace) -> int:
     from workers.app import app
     from workers.client import Client
-    from workers.keystore import store_for
+    from workers.keystore import MemoryKeyStore, store_for
     from workers.policies import dead_letters
 
     store = store_for(app)
+    if isinstance(store, MemoryKeyStore):
+        # Dead letters kept in another process's memory cannot be reached.
+        print("spacer dead-letters: no broker configured; dead letters are kept in"
+              " Redis: set SPACER_BROKER_URL (e.g. redis://localhost:6379/0).",
+              file=sys.stderr)
+        return 1
     if args.action == 'list':
         entries = dead_letters.entries(store, 0, args.limit - 1)
         for entry in entries:
