@@ -119,7 +119,8 @@ def _predictions_section(content: ReportContent, labels: list[str]) -> str:
     predictions = content.predictions
     if not predictions:
         return ('<section id="predictions"><h2>Predictions</h2><p>No points '
-                'to classify were given (use --points).</p></section>')
+                'were classified: none were given (use --points), or every photo '
+                'to classify was left out.</p></section>')
     images = sorted({p.name for p in predictions})
     counts = Counter(p.label for p in predictions)
     parts = [
