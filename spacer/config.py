@@ -260,9 +260,9 @@ def _log_level(name: str) -> int:
 def _configure_logging(destination: str | None, level_name: str) -> None:
     """pyspacer's logging setup, with errors that name the setting at fault
     (logging's own name neither the setting nor where it was set)."""
-    level = _log_level(level_name)
-    if not destination:
+    if not destination:  # as in pyspacer, LOG_LEVEL alone changes nothing
         return
+    level = _log_level(level_name)
     filename = None if destination == 'console' else destination
     try:
         basicConfig(level=level, filename=filename,

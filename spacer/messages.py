@@ -414,8 +414,9 @@ def _refuse_feature_overwrite(output: _DataLocation, field: str,
                               labels: TrainingTaskLabels, owner: str) -> None:
     """The classifier or val results stored over a training feature file
     would destroy it."""
+    place = _place(output)
     for name in TrainingTaskLabels.SETS:
-        if output in labels[name]:
+        if any(_place(loc) == place for loc in labels[name].keys()):
             raise MessageError(
                 f"{owner}: {field} ({output.key!r}) is a feature file of the {name} labels;"
                 f" the output would overwrite it.")

@@ -39,11 +39,14 @@ class SpacerTask(Task):
     throws = (RemoteError,)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not args:  # a raw send_task without the message
+        if args:
+            message, args = args[0], args[1:]
+        elif 'message' in kwargs:
+            message = kwargs.pop('message')
+        else:  # a raw send_task without the message
             exc = MessageError(f"{self.name} takes one argument, the message"
                                f" (a JSON object); it was sent none.")
             raise self._failure(exc, Failure.INPUT, 0) from None
-        message, args = args[0], args[1:]
         task_id = self.request.id
         store = store_for(self.app) if task_id else None
         key = dedup.job_key(self.name, message) if store else None

@@ -96,8 +96,12 @@ def read_regular_file(path: str) -> bytes:
         fd = os.open(path, flags)
     except (OSError, ValueError) as e:
         _raise_path_error(path, e)
+    try:
+        _require_regular(path, os.fstat(fd))
+    except BaseException:
+        os.close(fd)
+        raise
     with os.fdopen(fd, 'rb') as f:
-        _require_regular(path, os.fstat(f.fileno()))
         return f.read()
 
 

@@ -85,6 +85,15 @@ def test_train_outputs_must_not_overwrite_each_other_or_features():
         TrainClassifierMsg(**train_args(model_loc=feature_file))
 
 
+def test_a_model_over_a_feature_file_is_refused_however_its_path_is_spelt(tmp_path):
+    features = DataLocation('filesystem', str(tmp_path / 'a.featurevector'))
+    labels = TrainingTaskLabels.example()
+    labels.train.add_image(features, [(1, 1, 1)])
+    spelt_otherwise = DataLocation('filesystem', f'{tmp_path}/./a.featurevector')
+    with pytest.raises(MessageError, match='feature file of the train labels'):
+        TrainClassifierMsg(**train_args(labels=labels, model_loc=spelt_otherwise))
+
+
 def test_extract_url_output_names_the_field():
     with pytest.raises(MessageError, match='feature_loc: Write not supported'):
         extract_msg(feature_loc=URL)

@@ -123,6 +123,15 @@ def test_a_task_sent_without_its_message_fails_as_bad_input(client):
     assert 'takes one argument, the message' in outcome.error_message
 
 
+def test_a_message_sent_as_a_keyword_is_read(client):
+    task_id = client.app.send_task('spacer.classify_features',
+                                   kwargs={'message': {'job_token': 'kw'}},
+                                   queue=client.settings.queues['classify']).id
+    outcome = client.wait_result(task_id, 30)
+    assert outcome.error_type == 'MessageError'
+    assert "missing key 'feature_loc'" in outcome.error_message
+
+
 def test_spent_retries_leave_exactly_one_dead_letter(tmp_path):
     from dataclasses import replace
 

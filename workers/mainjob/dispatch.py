@@ -51,6 +51,14 @@ class QueueDispatcher:
         self.client = client
         self.timeout = timeout
 
+    @property
+    def runs_here(self) -> bool:
+        """Whether tasks run in this process (the embedded worker)."""
+        client = self.client
+        if not hasattr(client, 'settings'):  # the module: its default client
+            client = client.default_client()
+        return bool(client.settings.embedded)
+
     def _submit(self, task_name: str, message: Any) -> str:
         return self.client.submit(task_name, message)
 

@@ -31,15 +31,6 @@ FEATURE_SUFFIX = '.featurevector'
 SOURCE_SUFFIX = '.source.json'
 
 
-def file_sha256(path: Path | str) -> str:
-    """sha256 hex digest of a file's content (read in 1 MiB chunks)."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def extractor_identity(extractor) -> str:
     """12 hex digits naming an extractor by what determines its features."""
     description = {key: value for key, value in extractor.serialize().items()

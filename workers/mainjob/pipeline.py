@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from spacer.data_classes import DataLocation, ImageLabels, ValResults
+from spacer.extractors.data_files import file_sha256
 from spacer.messages import (ClassifyFeaturesMsg, ExtractFeaturesMsg,
                              TrainClassifierMsg)
 from spacer.task_utils import SplitMode, preprocess_labels
@@ -31,7 +32,7 @@ from workers.mainjob.csv_input import (CsvInputError, CsvIssue, PointRow,
                                        format_issues, read_annotations,
                                        read_points)
 from workers.mainjob.dispatch import Dispatcher, QueueDispatcher
-from workers.mainjob.featurestore import FeatureStore, file_sha256
+from workers.mainjob.featurestore import FeatureStore
 from workers.mainjob.images import ImageCatalog
 from workers.mainjob.predictions import Prediction, rank, write_csv
 from workers.mainjob.progress import bar, epoch_follower
@@ -243,8 +244,8 @@ def _image_digests(images: dict[str, _Image]
     for image in images.values():
         try:
             digests[image.name] = file_sha256(image.path)
-        except OSError as err:
-            failures[image.name] = f"cannot be read ({err.strerror or err})"
+        except (OSError, ValueError) as err:  # ValueError: not a regular file
+            failures[image.name] = f"cannot be read ({getattr(err, 'strerror', None) or err})"
     return digests, failures
 
 
@@ -271,7 +272,10 @@ def _extract(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
                  f"{', '.join(changed[:10])}{more}")
     if not todo:
         return 0, reused, failures
-    check_extractor(spec.extractor)
+    if getattr(dispatcher, 'runs_here', True):
+        # A fleet reports unusable weights from its first task instead: the
+        # network is not built in this (producer) process.
+        check_extractor(spec.extractor)
     for image in todo:
         store.begin(image.name, digests[image.name])
     # Job tokens name the output folder, image content and points: the
