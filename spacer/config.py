@@ -104,6 +104,9 @@ SETTINGS: tuple[Setting, ...] = (
             'port of the per-worker Prometheus endpoint; 0 = off', minimum=0, maximum=65535),
     Setting('EXTRACT_ENGINE', str, 'auto',
             "CPU inference engine: auto (ONNX Runtime when installed), torch, onnxruntime"),
+    Setting('JPEG_DECODER', str, 'pillow',
+            "how GPU extraction decodes JPEGs: pillow (pixels exactly as pyspacer's)"
+            " or nvjpeg (on the GPU, needs torchvision; pixels may differ by rounding)"),
     Setting('EXTRACT_BATCH_SIZE', int, 0,
             'patches per forward pass; 0 = chosen per device', minimum=0),
     Setting('URL_TIMEOUT', int, 20, 'seconds before a URL download gives up', minimum=1),

@@ -35,12 +35,23 @@ def _require_message(msg: object, expected: type, task: str) -> None:
 
 def _extract(msg: ExtractFeaturesMsg | ClassifyImageMsg):
     from spacer.extract_inputs import check_extract_inputs
-    img = load_image(msg.image_loc)
-    check_extract_inputs(img, msg.rowcols, msg.image_loc.key)
+    img, header = _image_to_extract(msg.image_loc)
+    check_extract_inputs(header, msg.rowcols, msg.image_loc.key)
     with config.log_entry_and_exit('actual extraction'):
         features, return_msg = msg.extractor(img, msg.rowcols)
     _check_extracted(features, msg)
     return features, return_msg
+
+
+def _image_to_extract(loc):
+    """(decoded image, Pillow image for its size): with JPEG_DECODER=nvjpeg
+    on a GPU worker the first is a tensor nvJPEG decoded on the GPU."""
+    from spacer.extractors import device_images
+    if device_images.decoder_setting() == 'nvjpeg':
+        from spacer.extractors.warm import resolve_device
+        return device_images.load_for_extraction(loc, resolve_device())
+    img = load_image(loc)
+    return img, img
 
 
 def _check_extracted(features: ImageFeatures, msg) -> None:

@@ -19,9 +19,14 @@ Getting a worker's task-running process ready: device, threads, warm caches.
 """
 from __future__ import annotations
 
+import atexit
+import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from spacer import config
@@ -111,8 +116,32 @@ def prepare_process(pool_size: int, gpu_kind: bool) -> dict:
 
 
 def process_info() -> dict:
-    """What ``prepare_process`` chose in this process (empty before)."""
-    return dict(_process)
+    """What ``prepare_process`` chose in this process or, in a prefork
+    pool's main process, in its most recently started pool process (each
+    records its choice in the worker's state folder); empty before."""
+    if _process:
+        return dict(_process)
+    folder = _worker.get('state_dir')
+    if not folder:
+        return {}
+    records = sorted(Path(folder).glob('*.json'), key=lambda p: p.stat().st_mtime)
+    for record in reversed(records):
+        try:
+            return json.loads(record.read_text())
+        except (OSError, ValueError):  # removed or being replaced
+            continue
+    return {}
+
+
+def _record_process_choice() -> None:
+    """Leave this pool process's choice where its main process reads it."""
+    folder = _worker.get('state_dir')
+    if not folder:
+        return
+    path = Path(folder) / f'{os.getpid()}.json'
+    tmp = path.with_suffix('.tmp')
+    tmp.write_text(json.dumps(_process))
+    os.replace(tmp, path)
 
 
 def worker_info() -> dict:
@@ -135,11 +164,16 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
     pool_name = pool if isinstance(pool, str) else getattr(pool, '__module__', '')
     solo = pool_name.rsplit('.', 1)[-1] in ('solo', 'threads')
     _worker['pool_size'] = 1 if solo else int(getattr(sender, 'concurrency', 1) or 1)
+    if not solo:
+        folder = tempfile.mkdtemp(prefix='spacer-worker-')
+        _worker['state_dir'] = folder
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
 
 def _on_process_init(**_: Any) -> None:
     try:
         prepare_process(_worker['pool_size'], _worker['gpu_kind'])
+        _record_process_choice()
     except Exception:  # a bad device setting must not kill the pool silently
         logger.exception("Could not prepare the task process")
         raise

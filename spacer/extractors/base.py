@@ -86,6 +86,15 @@ class FeatureExtractor(abc.ABC):
         """(N, feature_dim) features of an (N, S, S, 3) uint8 RGB batch."""
         raise NotImplementedError
 
+    def compute_features_on_device(self, model: Any, patches: Any) -> Any:
+        """Like compute_features for an (N, S, S, 3) uint8 torch tensor on
+        the model's GPU, returning a float tensor left there. The default
+        goes through the host; extractors whose network is a torch module
+        override it so patches never leave the GPU."""
+        import torch
+        return torch.from_numpy(np.asarray(self.compute_features(
+            model, patches.cpu().numpy()), dtype=np.float32)).to(patches.device)
+
     def model_variant(self, device: str) -> Hashable:
         """Anything besides the data files and device that changes what
         build_model returns (e.g. the engine setting); part of the warm
@@ -94,16 +103,25 @@ class FeatureExtractor(abc.ABC):
 
     # ---- extraction ----------------------------------------------------
 
-    def __call__(self, im: Image.Image, rowcols: Sequence[Sequence[int]]) \
+    def __call__(self, im: Image.Image | Any,
+                 rowcols: Sequence[Sequence[int]]) \
             -> tuple[ImageFeatures, ExtractFeaturesReturnMsg]:
-        """Features of the patches around each (row, col) of ``im``."""
+        """Features of the patches around each (row, col) of ``im``: a
+        Pillow image, or an (H, W, 3) uint8 torch tensor already decoded on
+        the GPU (``spacer.extractors.device_images``)."""
         start_time = time.time()
         rows, cols = _split_rowcols(rowcols)
-        with config.log_entry_and_exit(
-                f'cropping of {len(rowcols)} patches'):
-            cropper = PatchCropper(im, self.CROP_SIZE)
+        model, device, remote_loaded = self.warm_model()
+        if device.startswith('cuda'):
+            # Cut on the GPU: the image goes up once, patches never come back.
+            from spacer.extractors.device_pipeline import features_on_device
+            feats = features_on_device(self, model, device, im, rowcols)
+        else:
+            with config.log_entry_and_exit(
+                    f'cropping of {len(rowcols)} patches'):
+                cropper = PatchCropper(im, self.CROP_SIZE)
+            feats = self._features_of(model, device, cropper, rowcols)
         del im
-        feats, remote_loaded = self._features_of(cropper, rowcols)
         features = ImageFeatures.from_arrays(
             rows, cols, feats, valid_rowcol=True)
         return_msg = ExtractFeaturesReturnMsg(
@@ -151,18 +169,15 @@ class FeatureExtractor(abc.ABC):
         return self.GPU_BATCH_SIZE if device.startswith('cuda') \
             else self.CPU_BATCH_SIZE
 
-    def _features_of(self, cropper: PatchCropper,
-                     rowcols: Sequence[Sequence[int]]) \
-            -> tuple[np.ndarray, bool]:
-        model, device, remote_loaded = self.warm_model()
+    def _features_of(self, model: Any, device: str, cropper: PatchCropper,
+                     rowcols: Sequence[Sequence[int]]) -> np.ndarray:
         # Each distinct point is computed once: duplicates get identical
         # vectors (bit for bit) and cost nothing.
-        points = np.asarray(rowcols, dtype=np.int64).reshape(-1, 2)
-        unique, inverse = np.unique(points, axis=0, return_inverse=True)
+        unique, inverse = unique_points(rowcols)
         batches = cropper.batches(unique, self.batch_size(device))
         with config.log_entry_and_exit('forward pass through net'):
             feats = self._run_batches(model, device, batches)
-        return feats[inverse.reshape(-1)], remote_loaded
+        return feats[inverse]
 
     def _run_batches(self, model, device, batches) -> np.ndarray:
         if device.startswith('cuda'):
@@ -234,6 +249,14 @@ class FeatureExtractor(abc.ABC):
 
     def __hash__(self):
         return hash(self.class_path())
+
+
+def unique_points(rowcols: Sequence[Sequence[int]]) \
+        -> tuple[np.ndarray, np.ndarray]:
+    """(distinct (row, col) pairs, index of each given point among them)."""
+    points = np.asarray(rowcols, dtype=np.int64).reshape(-1, 2)
+    unique, inverse = np.unique(points, axis=0, return_inverse=True)
+    return unique, inverse.reshape(-1)
 
 
 def _one_ahead(items: Iterator) -> Iterator:

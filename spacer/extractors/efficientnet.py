@@ -93,3 +93,8 @@ class EfficientNetExtractor(FeatureExtractor):
 
     def compute_features(self, model: Any, patches: np.ndarray) -> np.ndarray:
         return model.run(patches)
+
+    def compute_features_on_device(self, model: Any, patches: Any) -> Any:
+        if hasattr(model, 'run_tensor'):  # a TorchEngine (not ONNX Runtime)
+            return model.run_tensor(patches)
+        return super().compute_features_on_device(model, patches)

@@ -43,15 +43,19 @@ class TorchEngine:
                                      memory_format=torch.channels_last)
 
     def run(self, patches: np.ndarray) -> np.ndarray:
+        # Moved as uint8 (a quarter of float32's bytes), scaled there.
+        x = torch.from_numpy(np.ascontiguousarray(patches)).to(self.device)
+        return self.run_tensor(x).float().cpu().numpy()
+
+    def run_tensor(self, patches: torch.Tensor) -> torch.Tensor:
+        """Features of an (N, H, W, 3) uint8 tensor already on this
+        engine's device, left there (float32)."""
         with torch.inference_mode(), \
                 torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-            # Moved as uint8 (a quarter of float32's bytes), scaled there.
-            x = torch.from_numpy(np.ascontiguousarray(patches))
-            x = x.to(self.device)
             # NHWC uint8 viewed as NCHW is exactly channels-last.
-            x = x.permute(0, 3, 1, 2).float().div_(255)
+            x = patches.permute(0, 3, 1, 2).float().div_(255)
             x = x.contiguous(memory_format=torch.channels_last)
-            return self.model(x).float().cpu().numpy()
+            return self.model(x).float()
 
 
 def onnx_available() -> bool:

@@ -55,9 +55,14 @@ class VGG16CaffeExtractor(FeatureExtractor):
 
         device = next(model.parameters()).device
         batch = torch.from_numpy(np.ascontiguousarray(patches, np.uint8))
-        with torch.inference_mode(), _full_float32(device):
-            features = model(batch.to(device))
-        return features.cpu().numpy()
+        return self.compute_features_on_device(
+            model, batch.to(device)).cpu().numpy()
+
+    def compute_features_on_device(self, model: Any, patches: Any) -> Any:
+        import torch
+
+        with torch.inference_mode(), _full_float32(patches.device):
+            return model(patches)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,13 @@ def pixel_limit_message(key: str, width: int, height: int) -> str:
 
 def decode_image(data: BytesIO | bytes, key: str) -> Image.Image:
     """Open and fully decode; a bomb, a truncated or a corrupt file raises."""
+    return load_pixels(open_image(data, key), key)
+
+
+def open_image(data: BytesIO | bytes, key: str) -> Image.Image:
+    """Read the header only (format, mode, size), refusing bombs and files
+    that are no image; the pixels are decoded later (``load_pixels``) or
+    elsewhere (nvJPEG)."""
     stream = BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
     stream.seek(0)
     try:
@@ -31,6 +38,11 @@ def decode_image(data: BytesIO | bytes, key: str) -> Image.Image:
     width, height = img.size
     if width * height > config.get('MAX_IMAGE_PIXELS'):
         raise DataLimitError(pixel_limit_message(key, width, height))
+    return img
+
+
+def load_pixels(img: Image.Image, key: str) -> Image.Image:
+    """Decode an opened image's pixels; a truncated or corrupt file raises."""
     try:
         img.load()
     except (OSError, SyntaxError, ValueError, EOFError) as e:

@@ -30,7 +30,10 @@ def test_cores_are_shared_among_pool_processes():
 
 
 def test_pool_per_kind():
-    assert pool_for({'extract'}, cpus=8) == ('solo', 1)
+    # Extract workers are prefork too (only prefork enforces hard limits).
+    assert pool_for({'extract'}, cpus=8) == ('prefork', 1)
+    assert pool_for({'extract'}, cpus=8, gpu=True) == ('prefork', 4)
+    assert pool_for({'extract'}, cpus=8, concurrency=2, gpu=True) == ('prefork', 2)
     assert pool_for({'train', 'classify'}, cpus=8) == ('prefork', 8)
     assert pool_for({'classify'}, cpus=8, concurrency=3) == ('prefork', 3)
 

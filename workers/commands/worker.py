@@ -1,10 +1,16 @@
 """
 ``spacer worker --queues ...``: start a worker with the pool its kind needs.
 
-- extract (GPU hosts): solo pool, one process: the network stays warm in
-  the process that owns the GPU, which is initialized only there. Run one
-  worker per GPU (``--device cuda:N``).
-- train / classify (CPU hosts): prefork pool, one process per core.
+Every worker runs a prefork pool, because only prefork enforces the hard
+time limit: a task past it has its process killed and replaced, and the
+worker serves on (a solo pool would hang with a stuck download or GPU call).
+
+- extract (GPU hosts): each pool process loads the network once and keeps
+  it warm; CUDA is initialized only in those processes. One worker per GPU
+  (``--device cuda:N``) with ``GPU_EXTRACT_PROCESSES`` processes, so that
+  several images are in flight (one decodes or stores while another's
+  patches run on the GPU); on the CPU one process uses every core.
+- train / classify (CPU hosts): one process per core.
 """
 from __future__ import annotations
 
@@ -15,11 +21,16 @@ from typing import Any
 
 from workers.settings import QUEUE_KINDS
 
+# Pool processes of an extract worker on one GPU: enough that decoding,
+# storage and the network overlap (see docs/operations.md).
+GPU_EXTRACT_PROCESSES = 4
 
-def pool_for(kinds: set[str], cpus: int, concurrency: int = 0) -> tuple[str, int]:
+
+def pool_for(kinds: set[str], cpus: int, concurrency: int = 0,
+             gpu: bool = False) -> tuple[str, int]:
     """(pool, concurrency) for a worker consuming ``kinds`` of queue."""
     if 'extract' in kinds:
-        return 'solo', 1
+        return 'prefork', concurrency or (GPU_EXTRACT_PROCESSES if gpu else 1)
     return 'prefork', concurrency or cpus
 
 
@@ -51,7 +62,10 @@ def run(args: argparse.Namespace) -> int:
     requested = [q.strip() for q in args.queues.split(',') if q.strip()]
     kinds = _kinds(requested, settings)
     queue_names = [settings.queues[k] for k in QUEUE_KINDS if k in kinds]
-    pool, concurrency = pool_for(kinds, usable_cpus(), args.concurrency or settings.concurrency)
+    from spacer import config
+    gpu = str(config.get('DEVICE') or '').strip().lower().startswith('cuda')
+    pool, concurrency = pool_for(kinds, usable_cpus(), args.concurrency or settings.concurrency,
+                                 gpu=gpu)
     name = args.hostname or f"{'-'.join(sorted(kinds))}-{os.getpid()}@{socket.gethostname()}"
     argv = ['worker', '--queues', ','.join(queue_names), '--pool', pool,
             '--concurrency', str(concurrency), '--hostname', name,
@@ -69,7 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--queues', '-Q', default='extract,train,classify',
                         help='comma-separated queue kinds or names (default: %(default)s)')
     parser.add_argument('--concurrency', '-c', type=int, default=0,
-                        help='pool processes for train/classify (default: one per core)')
+                        help='pool processes (default: one per core for train/classify; for extract, '
+                             f'{GPU_EXTRACT_PROCESSES} on a CUDA device, else 1)')
     parser.add_argument('--device', help="torch device for extraction: cpu, cuda, cuda:N "
                                          "(default: setting DEVICE)")
     parser.add_argument('--hostname', '-n', help='worker node name')
