@@ -16,8 +16,12 @@ only; nothing passes or fails.
 
 Usage:
     .venv/bin/python benchmarks/extract.py [--points 30 200 1000]
-        [--repeats 3] [--device cpu|cuda|auto] [--only ours|pyspacer]
+        [--repeats 3] [--device cpu|auto] [--only ours|pyspacer]
+    python3 benchmarks/extract.py --device cuda --points 30 200 [--queue ...]
 pyspacer's side needs .venv-pyspacer (bash benchmarks/pyspacer_env.sh).
+With --device cuda, benchmarks/extract_gpu.py measures GPU throughput
+(images/s from JPEG bytes to stored features) instead; its options pass
+through.
 """
 from __future__ import annotations
 
@@ -223,10 +227,20 @@ def main() -> None:
                         help="our device: cpu, cuda or auto")
     parser.add_argument('--only', choices=['ours', 'pyspacer'])
     parser.add_argument('--keep', help='folder for inputs and outputs')
-    args = parser.parse_args()
+    args, rest = parser.parse_known_args()
     if args.worker:
         worker(args)
         return
+    if args.device.startswith('cuda'):
+        # On a GPU the question is throughput over many images, measured
+        # in this interpreter (the one with CUDA torch): extract_gpu.py.
+        sys.path.insert(0, str(ROOT / 'benchmarks'))
+        import extract_gpu
+        extract_gpu.main(['--device', args.device, '--points', *map(str, args.points),
+                          *(['--keep', args.keep] if args.keep else []), *rest])
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
     import numpy as np
 

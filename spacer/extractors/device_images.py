@@ -35,6 +35,13 @@ def nvjpeg_can_decode(header: Image.Image) -> bool:
     return header.format == 'JPEG' and header.mode == 'RGB'
 
 
+def _ends_like_a_jpeg(data: bytes) -> bool:
+    """Whether the file ends with JPEG's end-of-image marker. nvJPEG may
+    decode a truncated file without complaint; such files go to Pillow,
+    which refuses them (or pads them, with ALLOW_TRUNCATED_IMAGES)."""
+    return data.rstrip(b'\0')[-2:] == b'\xff\xd9'
+
+
 def decode_jpeg_on_device(data: bytes, device: str) -> Any:
     """An (H, W, 3) uint8 tensor on ``device``, decoded there by nvJPEG."""
     import torch
@@ -54,10 +61,10 @@ def load_for_extraction(loc: Any, device: str) -> tuple[Any, Image.Image]:
 
     data = storage_for(loc).load(loc.key)
     header = open_image(data, loc.key)
+    raw = data.getvalue() if hasattr(data, 'getvalue') else data
     if decoder_setting() == 'nvjpeg' and device.startswith('cuda') \
-            and nvjpeg_can_decode(header):
+            and nvjpeg_can_decode(header) and _ends_like_a_jpeg(raw):
         try:
-            raw = data.getvalue() if hasattr(data, 'getvalue') else data
             return decode_jpeg_on_device(raw, device), header
         except RuntimeError:
             pass  # Pillow decodes it, or says what is wrong with the file

@@ -70,18 +70,28 @@ class _Pending:
 def extract_many(extractor: Any,
                  items: Iterable[tuple[Any, Sequence[Sequence[int]]]],
                  decode: Callable[[Any, str], torch.Tensor] | None = None,
-                 decode_threads: int = 8) -> Iterator[tuple[int, ImageFeatures]]:
+                 decode_threads: int = 8,
+                 decode_batch: Callable[[list, str], list] | None = None,
+                 images_per_decode: int = 16) -> Iterator[tuple[int, ImageFeatures]]:
     """
     Yield ``(i, ImageFeatures)`` for each ``(source, rowcols)`` of
     ``items``, in order. ``decode(source, device)`` turns a source into an
     (H, W, 3) uint8 tensor on the device (default: ``source`` is a Pillow
-    image). Sources are decoded ``decode_threads`` ahead; patches of
-    consecutive images share forward passes of ``batch_size`` patches.
+    image); or ``decode_batch(sources, device)`` turns up to
+    ``images_per_decode`` sources into such tensors at once (nvJPEG's
+    batched decoding). Sources are decoded ``decode_threads`` ahead;
+    patches of consecutive images share forward passes of ``batch_size``
+    patches.
     """
     from spacer.extractors.base import unique_points
 
     model, device, _ = extractor.warm_model()
-    decode = decode or image_tensor
+    if decode_batch is None:
+        per_item = decode or image_tensor
+        images_per_decode = 1
+
+        def decode_batch(sources: list, device: str) -> list:
+            return [per_item(source, device) for source in sources]
     size = extractor.batch_size(device)
     waiting: list[_Pending] = []       # images not fully computed, in order
     crops: list[torch.Tensor] = []     # patches not yet through the network
@@ -110,10 +120,14 @@ def extract_many(extractor: Any,
                 done.rows, done.cols, feats, valid_rowcol=True)
 
     with ThreadPoolExecutor(max_workers=max(1, decode_threads)) as pool:
-        decoded = _ahead(pool, enumerate(items), lambda item: (
-            item[0], item[1][1], decode(item[1][0], device)),
-            depth=2 * max(1, decode_threads))
-        for index, rowcols, image in decoded:
+        def decode_group(group: list) -> list:
+            images = decode_batch([source for _, (source, _) in group], device)
+            return [(index, rowcols, image) for (index, (_, rowcols)), image
+                    in zip(group, images)]
+
+        groups = _ahead(pool, _groups(enumerate(items), images_per_decode),
+                        decode_group, depth=2 * max(1, decode_threads))
+        for index, rowcols, image in (entry for group in groups for entry in group):
             points = np.asarray(rowcols, dtype=np.int64).reshape(-1, 2)
             unique, inverse = unique_points(points)
             pending = _Pending(index, points[:, 0], points[:, 1], inverse,
@@ -133,6 +147,18 @@ def extract_many(extractor: Any,
             yield from finished()
         run_batch()
         yield from finished()
+
+
+def _groups(items: Iterator, size: int) -> Iterator[list]:
+    """Consecutive lists of ``size`` items (the last may be shorter)."""
+    group = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 def _ahead(pool: ThreadPoolExecutor, items: Iterator, work: Callable,

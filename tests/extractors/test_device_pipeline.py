@@ -111,11 +111,17 @@ def test_many_images_from_a_custom_decoder(torch_b0):
     def decode(data, device):
         return image_to_device(np.asarray(Image.open(io.BytesIO(data))), device)
 
+    def decode_batch(datas, device):
+        return [decode(data, device) for data in datas]
+
     items = [(data, _points(i, 4)) for i, data in enumerate(jpegs)]
-    results = dict(extract_many(torch_b0, items, decode=decode))
+    one_by_one = dict(extract_many(torch_b0, items, decode=decode))
+    in_pairs = dict(extract_many(torch_b0, items, decode_batch=decode_batch,
+                                 images_per_decode=2))
     for i, data in enumerate(jpegs):
         want, _ = torch_b0(Image.open(io.BytesIO(data)), items[i][1])
-        assert np.abs(results[i].feat - want.feat).max() <= 1e-5
+        assert np.abs(one_by_one[i].feat - want.feat).max() <= 1e-5
+        assert np.abs(in_pairs[i].feat - want.feat).max() <= 1e-5
 
 
 def _stored(tmp_path, name, im, fmt, **kwargs):
@@ -149,6 +155,7 @@ def test_extract_task_with_nvjpeg_setting_on_cpu_is_unchanged(
     from spacer.tasks import extract_features
     from spacer.data_classes import ImageFeatures
 
+    monkeypatch.setattr(config, 'DEVICE', 'cpu')  # also where a GPU is
     loc = _stored(tmp_path, 'im.jpg', _photo(2), 'JPEG')
     points = _points(2, 5)
     outputs = {}
@@ -168,3 +175,11 @@ def test_unknown_decoder_is_a_config_error(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match='JPEG_DECODER'):
         load_for_extraction(loc, 'cpu')
     assert storage_for(loc).exists(loc.key)
+
+
+def test_only_complete_jpegs_would_go_to_nvjpeg(tmp_path):
+    from spacer.extractors.device_images import _ends_like_a_jpeg
+    loc = _stored(tmp_path, 'im.jpg', _photo(0), 'JPEG')
+    data = open(loc.key, 'rb').read()
+    assert _ends_like_a_jpeg(data) and _ends_like_a_jpeg(data + b'\0\0')
+    assert not _ends_like_a_jpeg(data[:-100])
