@@ -22,6 +22,7 @@ import numpy as np
 
 from spacer.exceptions import (
     InvalidFeaturesError, MessageError, RowColumnMismatchError, RowColumnMissingError)
+from spacer.npz_writer import npz_bytes
 from spacer.storage import RemoteStorage, storage_factory
 
 LabelId: TypeAlias = int | str
@@ -617,10 +618,8 @@ class ImageFeatures(DataClass):
         else:
             rows = cols = np.array([])
         meta = np.array([self.valid_rowcol, self.npoints, self.feature_dim])
-        output = BytesIO()
-        np.savez_compressed(output, meta=meta, rows=rows, cols=cols,
-                            feat=np.asarray(self.feat, dtype=float))
-        return output.getvalue()
+        return npz_bytes(meta=meta, rows=rows, cols=cols,
+                         feat=np.asarray(self.feat, dtype=float))
 
     def store(self, loc: DataLocation) -> None:
         storage_factory(loc.storage_type, loc.bucket_name).store(loc.key, BytesIO(self.to_bytes()))
