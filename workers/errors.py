@@ -12,10 +12,12 @@ from __future__ import annotations
 class RemoteError(Exception):
     """A task failed on a worker; names the original error class and message."""
 
-    def __init__(self, error_type: str, message: str):
+    def __init__(self, error_type: str, message: str, error_class: str | None = None):
         super().__init__(error_type, message)
         self.error_type = error_type
         self.message = message
+        # The original's dotted class path, kept for operators (dead letters).
+        self.error_class = error_class or error_type
 
     def __str__(self) -> str:
         return f"{self.error_type}: {self.message}"
@@ -24,7 +26,17 @@ class RemoteError(Exception):
     def from_exception(cls, exc: BaseException) -> 'RemoteError':
         if isinstance(exc, RemoteError):
             return exc
-        return cls(type(exc).__name__, str(exc))
+        return cls(type(exc).__name__, str(exc), class_path(exc))
+
+
+def class_path(exc: BaseException) -> str:
+    """``module.Class`` of an exception (a built-in's bare name): what its
+    class is, never an attribute of it (redis 8's errors carry an
+    ``error_type`` that names a category, not the class)."""
+    kind = type(exc)
+    if kind.__module__ == 'builtins':
+        return kind.__qualname__
+    return f'{kind.__module__}.{kind.__qualname__}'
 
 
 class DuplicateJobError(Exception):

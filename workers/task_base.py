@@ -20,8 +20,12 @@ import logging
 import traceback
 from typing import Any
 
+from billiard.einfo import ExceptionWithTraceback
+from billiard.exceptions import WorkerLostError
 from celery import Task
-from celery.exceptions import Retry
+from celery.exceptions import Retry, TimeLimitExceeded
+from celery.worker.request import Request
+from celery.worker.state import task_ready
 
 from spacer.exceptions import MessageError
 from workers.errors import DuplicateJobError, RemoteError
@@ -33,8 +37,42 @@ from workers.policies.retries import backoff_delay, should_retry
 logger = logging.getLogger(__name__)
 
 
+class HardLimitAwareRequest(Request):
+    """A task request that reports a hard time limit once. When the limit
+    kills a pool process, Celery hears of it twice (the pool sets the job's
+    result to ``TimeLimitExceeded``, then its timeout handler runs), and
+    later the pool may report the killed process as lost. Left alone, that
+    fires ``task_failure`` (a dead letter) twice, or retries the task
+    (``retry_on_worker_lost``) and runs a stuck message again and again."""
+
+    limit_reported = False
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        if soft or not self.limit_reported:
+            self.limit_reported = self.limit_reported or not soft
+            super().on_timeout(soft, timeout)
+            return
+        task_ready(self)  # stored and reported already: just let it go
+        logger.error("Hard time limit (%ss) exceeded for %s[%s]", timeout, self.name, self.id)
+
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True,
+                   return_ok: bool = False) -> None:
+        exc = exc_info.exception
+        if isinstance(exc, ExceptionWithTraceback):
+            exc = exc.exc
+        limit_hit = isinstance(exc, TimeLimitExceeded)
+        if self.limit_reported and (limit_hit or isinstance(exc, WorkerLostError)):
+            if self.task.acks_late:
+                self.acknowledge()  # the failure is final; nothing to redeliver
+            return
+        self.limit_reported = limit_hit
+        super().on_failure(exc_info, send_failed_event=send_failed_event,
+                           return_ok=return_ok)
+
+
 class SpacerTask(Task):
     abstract = True
+    Request = HardLimitAwareRequest
     # Failures are logged here, once, with the right level.
     throws = (RemoteError,)
 

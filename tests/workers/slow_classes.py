@@ -19,20 +19,29 @@ class SlowExtractor(DummyExtractor):
     """DummyExtractor features after ``delay`` seconds of 'inference'."""
 
     def __init__(self, data_locations=None, feature_dim: int = 16, delay: float = 0.0,
-                 **kwargs):
+                 stuck: bool = False, **kwargs):
         super().__init__(data_locations, feature_dim=feature_dim, **kwargs)
         self.delay = float(delay)
+        # Like a call stuck in native code: the soft time limit's exception
+        # does not stop it, only the hard limit's kill does.
+        self.stuck = bool(stuck)
 
     @classmethod
     def class_path(cls) -> str:
         return SLOW_EXTRACTOR
 
     def __call__(self, im, rowcols):
-        time.sleep(self.delay)
+        deadline = time.monotonic() + self.delay
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                time.sleep(left)
+            except Exception:
+                if not self.stuck:
+                    raise
         return super().__call__(im, rowcols)
 
     def serialize(self) -> dict:
-        return dict(super().serialize(), delay=self.delay)
+        return dict(super().serialize(), delay=self.delay, stuck=self.stuck)
 
 
 class SlowTrainer(MiniBatchTrainer):

@@ -82,8 +82,25 @@ def test_exhausted_and_internal_failures_are_kept(app_with_store):
                                        ({'job_token': 'b'},))
     kept = dead_letters.entries(store)
     assert [(e['task_id'], e['error_type'], e['retries']) for e in kept] == [
-        ('id2', 'TimeLimitExceeded', 5), ('id1', 'EndpointConnectionError', 5)]
+        ('id2', 'billiard.exceptions.TimeLimitExceeded', 5),
+        ('id1', 'EndpointConnectionError', 5)]
     assert kept[1]['message'] == {'job_token': 'a'}
+
+
+def test_dead_letters_name_the_class_path_not_an_error_type_attribute(app_with_store):
+    """redis 8's errors carry an ``error_type`` (a category such as
+    ExceptionType.NETWORK); the dead letter names the class."""
+    import redis.exceptions
+    app, store = app_with_store
+    raw = redis.exceptions.ConnectionError('Connection refused')
+    raw.error_type = 'ExceptionType.NETWORK'  # as redis 8 sets it
+    assert dead_letters.record_failure(FakeTask(app), 'id1', raw, ({'job_token': 'a'},))
+    wrapped = RemoteError.from_exception(redis.exceptions.TimeoutError('slow'))
+    wrapped.failure = Failure.TRANSIENT
+    assert dead_letters.record_failure(FakeTask(app), 'id2', wrapped, ({'job_token': 'b'},))
+    assert [e['error_type'] for e in dead_letters.entries(store)] == [
+        'redis.exceptions.TimeoutError', 'redis.exceptions.ConnectionError']
+    assert wrapped.error_type == 'TimeoutError'  # what the caller reads is unchanged
 
 
 def test_a_job_with_internal_failures_is_kept_once_and_keeps_every_result(

@@ -164,3 +164,35 @@ def test_a_dead_pool_process_has_its_task_run_again(client, fleet, tmp_path):
     assert 0 <= client.wait(task_id, 60)['acc'] <= 1
     from spacer.storage import load_classifier
     assert sorted(load_classifier(scenario.model_loc).classes_.tolist()) == [1, 2, 3]
+
+
+def test_an_extraction_stuck_past_its_hard_limit_fails_and_the_worker_serves_on(
+        fleet, redis_server, tmp_path):
+    """Extract workers run prefork, so the hard limit holds there too: the
+    stuck task fails once, naming the limit (no retry of a message that
+    would only get stuck again), a dead letter keeps it, and the worker
+    serves the next task."""
+    from workers.keystore import store_for
+    from workers.policies import dead_letters
+    # The producer sends each message's limits: the fleet's short ones here.
+    client = client_for(redis_server.url(), grace=SHORT_LIMITS['TIME_LIMIT_GRACE'],
+                        soft_limits={'extract': 8, 'train': 8, 'classify': 8})
+    scenario = Scenario('filesystem', str(tmp_path), n_images=2)
+    scenario.put_images()
+    scenario.extractor = SlowExtractor(feature_dim=16, delay=120, stuck=True)
+    stuck = scenario.extract_msg(0)
+    started = time.monotonic()
+    task_id = client.submit('extract_features', stuck)
+    outcome = client.wait_result(task_id, 90)
+    assert outcome.state == 'FAILURE', outcome
+    assert outcome.error_type.endswith('TimeLimitExceeded'), outcome
+    assert time.monotonic() - started < 30  # the 9 s hard limit, once
+    time.sleep(3)  # a retry, were one coming, would have started by now
+    assert client.result(task_id).state == 'FAILURE'
+    letters = wait_until(lambda: [d for d in dead_letters.entries(store_for(client.app))
+                                  if d['task_id'] == task_id], 10, 'its dead letter')
+    assert len(letters) == 1
+    scenario.extractor = SlowExtractor(feature_dim=16)
+    good = scenario.extract_msg(1)
+    client.wait(client.submit('extract_features', good), 60)
+    assert scenario.check_features(1).feat.shape == (len(good.rowcols), 16)

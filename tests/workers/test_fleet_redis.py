@@ -106,7 +106,7 @@ def test_transient_fault_is_retried_then_dead_lettered(client, tmp_path):
     kept = {e['task_id']: e for e in dead_letters.entries(store_for(client.app))}
     assert kept[task_id]['retries'] == RETRIES['RETRY_MAX']
     assert kept[task_id]['message'] == msg.serialize()
-    assert kept[task_id]['error_type'] == 'URLDownloadError'
+    assert kept[task_id]['error_type'] == 'spacer.exceptions.URLDownloadError'
 
 
 def test_pending_job_is_not_queued_twice_and_depth_counts_it(redis_url, tmp_path, client):

@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+from workers.errors import RemoteError, class_path
 from workers.keystore import store_for
 from workers.policies.failures import Failure, classify
 
@@ -63,7 +64,7 @@ def clear(store: Any) -> None:
 def record_failure(task: Any, task_id: str, exc: BaseException, args: Any,
                    traceback: str | None = None) -> bool:
     """Push a failed task's message unless it failed on bad input."""
-    error_type = getattr(exc, 'error_type', None) or type(exc).__name__
+    error_type = exc.error_class if isinstance(exc, RemoteError) else class_path(exc)
     kind = getattr(exc, 'failure', None) or classify(exc)
     if kind == Failure.INPUT:
         return False
