@@ -5,6 +5,7 @@ import json
 import os
 import re
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -56,6 +57,24 @@ def value(samples, name: str, **labels) -> float | None:
     return samples.get((name, tuple(sorted(labels.items()))))
 
 
+def settled(port: int, expected: list[tuple[str, dict, float]], timeout: float = 30) -> None:
+    """Scrape until every (name, labels, value) of ``expected`` is there. A
+    pool process updates its counters after it has stored the task's result,
+    so a caller who saw the result may scrape a moment too early: wait for
+    the values, never accept others."""
+    deadline = time.monotonic() + timeout
+    while True:
+        samples = scrape(port)
+        wrong = [(name, labels, want, value(samples, name, **labels))
+                 for name, labels, want in expected if value(samples, name, **labels) != want]
+        if not wrong:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"metrics still differ after {timeout} s"
+                                 f" (name, labels, wanted, got): {wrong}")
+        time.sleep(0.1)
+
+
 def dummy_extract_message(tmp_path, image_name: str, make_image: bool) -> dict:
     from PIL import Image
 
@@ -87,7 +106,7 @@ def run_health_check(broker_url: str, timeout_s: int = 20) -> int:
                           capture_output=True).returncode
 
 
-def test_solo_worker_reports_queue_depths_outcomes_and_failures_by_class(
+def test_extract_worker_reports_queue_depths_outcomes_and_failures_by_class(
         broker_url, client, tmp_path):
     metrics_port = free_port()
     env = worker_env(broker_url, METRICS_PORT=metrics_port, DEVICE='cpu')
@@ -110,16 +129,15 @@ def test_solo_worker_reports_queue_depths_outcomes_and_failures_by_class(
         assert good_result.ok, good_result
         assert not bad_result.ok and bad_result.error_type
 
-        samples = scrape(metrics_port)
         task = 'spacer.extract_features'
-        assert value(samples, 'spacer_queue_depth', queue='train') == 2
-        assert value(samples, 'spacer_queue_depth', queue='extract') == 0
-        assert value(samples, 'spacer_tasks_total', task=task, outcome='succeeded') == 1
-        assert value(samples, 'spacer_tasks_total', task=task, outcome='failed') == 1
-        assert value(samples, 'spacer_task_failures_total', task=task,
-                     error_class=bad_result.error_type) == 1
-        assert value(samples, 'spacer_task_runtime_seconds_count', task=task) == 2
-        assert value(samples, 'spacer_tasks_active', task=task) == 0
+        settled(metrics_port, [
+            ('spacer_queue_depth', dict(queue='train'), 2),
+            ('spacer_queue_depth', dict(queue='extract'), 0),
+            ('spacer_tasks_total', dict(task=task, outcome='succeeded'), 1),
+            ('spacer_tasks_total', dict(task=task, outcome='failed'), 1),
+            ('spacer_task_failures_total', dict(task=task, error_class=bad_result.error_type), 1),
+            ('spacer_task_runtime_seconds_count', dict(task=task), 2),
+            ('spacer_tasks_active', dict(task=task), 0)])
 
         # The image's health check passes while the worker consumes...
         assert run_health_check(broker_url) == 0
@@ -145,12 +163,11 @@ def test_prefork_children_are_counted_by_the_parents_endpoint(broker_url, client
         assert all(not r.ok for r in results)
         error_classes = {r.error_type for r in results}
         assert len(error_classes) == 1
-        samples = scrape(metrics_port)
         task = 'spacer.classify_features'
-        assert value(samples, 'spacer_task_failures_total', task=task,
-                     error_class=error_classes.pop()) == 3
-        assert value(samples, 'spacer_tasks_total', task=task, outcome='failed') == 3
-        assert value(samples, 'spacer_queue_depth', queue='classify') == 0
+        settled(metrics_port, [
+            ('spacer_task_failures_total', dict(task=task, error_class=error_classes.pop()), 3),
+            ('spacer_tasks_total', dict(task=task, outcome='failed'), 3),
+            ('spacer_queue_depth', dict(queue='classify'), 0)])
 
 
 def _listening(port: int) -> bool:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.workers.scenario import Scenario, run_all_five
 from tests.workers.services import (ROOT, SPACER, SYSTEM_REDIS, claim_empty_redis_db,
-                                    client_for, reachable, worker_env, workers)
+                                    client_for, reachable, wait_until, worker_env, workers)
 
 pytestmark = [pytest.mark.integration]
 
@@ -72,11 +72,18 @@ def test_each_kind_of_task_ran_only_on_its_kind_of_worker(client, fleet):
 
 def test_gpu_kind_worker_without_cuda_extracts_on_cpu_and_says_so(client, fleet):
     from workers import control
-    info = control.ask(client.app, timeout=2)
+    def answers_with_its_pool_process():
+        # The pool process records its choice as it starts (maybe after "ready").
+        info = control.ask(client.app, timeout=2)
+        return info if info.get(fleet['extract'].name, {}).get('process') else None
+
+    info = wait_until(answers_with_its_pool_process, 30, 'the pool process')
     assert info[fleet['extract'].name]['process']['device'] == 'cpu'
     assert info[fleet['extract'].name]['worker']['gpu_kind'] is True
     assert info[fleet['cpu'].name]['worker']['gpu_kind'] is False
-    assert 'found no CUDA device' in fleet['extract'].log_text()
+    # Logged by the pool process as it starts, which may be after "ready".
+    wait_until(lambda: 'found no CUDA device' in fleet['extract'].log_text(), 30,
+               'the pool process to log its device')
 
 
 def test_bad_input_fails_fast_and_the_worker_keeps_serving(client, tmp_path):
