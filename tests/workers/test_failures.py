@@ -1,6 +1,8 @@
 """Sorting exceptions into input errors, transient faults and the rest."""
 from __future__ import annotations
 
+import errno
+import os
 import socket
 from urllib.error import HTTPError, URLError
 
@@ -51,6 +53,9 @@ def _broker_errors():
     url_error(URLError(ConnectionRefusedError('refused'))),
     url_error(HTTPError('http://x', 503, 'Service Unavailable', {}, None)),
     *_botocore_errors(), *_broker_errors(),
+    # Output storage an operator repairs: read-only, full, over quota, failing.
+    *[OSError(code, os.strerror(code), '/data/features/x.featurevector')
+      for code in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO)],
 ])
 def test_transient_faults(exc):
     assert classify(exc) == Failure.TRANSIENT

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from spacer.data_classes import DataLocation
+from spacer.data_classes import DataLocation, ImageFeatures
 from tests.workers.scenario import Scenario
 from tests.workers.services import RedisServer, client_for, wait_until, worker_env, workers
 from tests.workers.slow_classes import CLASS_PATHS, SlowExtractor, SlowTrainer
@@ -196,3 +196,44 @@ def test_an_extraction_stuck_past_its_hard_limit_fails_and_the_worker_serves_on(
     good = scenario.extract_msg(1)
     client.wait(client.submit('extract_features', good), 60)
     assert scenario.check_features(1).feat.shape == (len(good.rowcols), 16)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 4 MB tmpfs of our own, to remount read-only (root ignores file
+    permissions, not a read-only mount)."""
+    import subprocess
+    folder = tmp_path / 'out'
+    folder.mkdir()
+    mount = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', str(folder)],
+                           capture_output=True, text=True)
+    if mount.returncode != 0:
+        pytest.skip(f'cannot mount a tmpfs here: {mount.stderr.strip()}')
+    yield folder
+    subprocess.run(['umount', str(folder)], check=True)
+
+
+def test_a_read_only_output_disk_is_retried_until_it_is_writable(
+        client, fleet, tmp_path, small_tmpfs):
+    """EROFS is a fault the operator repairs: tasks writing there retry with
+    backoff and succeed once the disk is writable again; none is lost."""
+    import subprocess
+    scenario = Scenario('filesystem', str(tmp_path), n_images=4)
+    scenario.put_images()
+    messages = []
+    for i in range(scenario.n_images):
+        msg = scenario.extract_msg(i)
+        msg.feature_loc = DataLocation('filesystem', str(small_tmpfs / f'img{i}.featurevector'))
+        messages.append(msg)
+    subprocess.run(['mount', '-o', 'remount,ro', str(small_tmpfs)], check=True)
+    try:
+        ids = [client.submit('extract_features', msg) for msg in messages]
+        wait_until(lambda: any(client.result(i).state == 'RETRY' for i in ids), 30,
+                   'a task to meet the read-only disk and retry')
+    finally:
+        subprocess.run(['mount', '-o', 'remount,rw', str(small_tmpfs)], check=True)
+    outcomes = [client.wait_result(i, 90) for i in ids]
+    assert [o.state for o in outcomes] == ['SUCCESS'] * len(ids), outcomes
+    for msg in messages:
+        features = ImageFeatures.load(msg.feature_loc)
+        assert len(features.point_features) == len(msg.rowcols)

@@ -4,7 +4,8 @@ Sorting an exception into what to do about it.
 - INPUT: the message, the image, a location, a hash... is wrong. Retrying
   cannot help; the caller gets the error at once.
 - TRANSIENT: the broker, Redis, S3 or a URL did not answer in time or
-  dropped the connection. Worth retrying after a pause.
+  dropped the connection, or the output disk is read-only, full or failing.
+  Worth retrying after a pause.
 - INTERNAL: anything else (a bug, out of memory, a time limit). Not retried;
   the message goes to the dead-letter list for someone to look at.
 """
@@ -35,6 +36,11 @@ INPUT_BUILTINS = (ValueError, TypeError, LookupError, AssertionError,
 # OSError numbers that mean the path itself is wrong (too long, a file where
 # a folder should be, a symlink loop), not that the machine is in trouble.
 INPUT_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.ELOOP})
+
+# OSError numbers of storage an operator repairs (remounts a read-only disk,
+# frees space, replaces a failing volume): retried with backoff, so the
+# work resumes once the disk is back, then dead-lettered if it stays down.
+TRANSIENT_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO})
 
 # botocore's refusal of a bucket or key before any request (a bucket name
 # with '/', an empty key), matched by name so producers need not import it.
@@ -120,6 +126,8 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, SpacerError):
         return Failure.INPUT
     if isinstance(exc, TRANSIENT_TYPES):
+        return Failure.TRANSIENT
+    if isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
         return Failure.TRANSIENT
     if type(exc).__name__ == 'ClientError' and _is_transient_s3_error(exc):
         return Failure.TRANSIENT
