@@ -43,11 +43,13 @@ from typing import Any, Iterable
 
 from celery import states
 from celery.result import AsyncResult
-from kombu.exceptions import EncodeError
+from kombu.exceptions import EncodeError, OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from spacer.exceptions import MessageError
 from workers import routing
-from workers.errors import RemoteError
+from workers.errors import BrokerUnavailableError, RemoteError
 from workers.keystore import store_for
 from workers.policies import dedup
 
@@ -108,6 +110,11 @@ def _error_parts(exc: Any) -> tuple[str | None, str | None]:
     return type(exc).__name__, repr(exc)
 
 
+# What a broker or Redis that is down or unreachable raises at the producer.
+BROKER_FAULTS = (ConnectionError, TimeoutError, OperationalError,
+                 RedisConnectionError, RedisTimeoutError)
+
+
 class Client:
     """Submits to and reads from one Celery app (default: ``workers.app.app``)."""
 
@@ -139,20 +146,32 @@ class Client:
         self._ensure_worker()
         task_id = str(uuid.uuid4())
         key = dedup.job_key(name, body) if dedup_job else None
-        store = store_for(self.app) if key else None
-        if key:
-            running = dedup.claim(store, key, task_id, self.settings.dedup_ttl)
-            if running is not None:
-                return running
+        store = store_for(self.app)
+        try:
+            # Fail fast: Celery's own retries (publishing, subscribing to the
+            # result) would hold the caller for tens of seconds, then raise
+            # errors that do not say what is down.
+            store.ping()
+            if key:
+                running = dedup.claim(store, key, task_id, self.settings.dedup_ttl)
+                if running is not None:
+                    return running
+        except BROKER_FAULTS as e:
+            raise BrokerUnavailableError(self.app.conf.broker_url, e) from e
         try:
             self.app.send_task(name, args=[body], task_id=task_id, queue=queue,
                                exchange=queue, routing_key=queue,
                                soft_time_limit=soft, time_limit=hard)
         except BaseException as e:
             if key:
-                dedup.release(store, key, task_id)
+                try:
+                    dedup.release(store, key, task_id)
+                except BROKER_FAULTS:  # the key expires with DEDUP_TTL
+                    pass
             if isinstance(e, EncodeError):
                 raise MessageError(f"The {name} message is not JSON: {e}") from e
+            if isinstance(e, BROKER_FAULTS):
+                raise BrokerUnavailableError(self.app.conf.broker_url, e) from e
             raise
         return task_id
 

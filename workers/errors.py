@@ -47,3 +47,15 @@ class DuplicateJobError(Exception):
             f"Job {job_key} is already pending or running as task {running_task_id}.")
         self.job_key = job_key
         self.running_task_id = running_task_id
+
+
+class BrokerUnavailableError(ConnectionError):
+    """The producer could not reach the broker (or the Redis its dedup and
+    results use) within BROKER_CONNECT_TIMEOUT: nothing was queued, so the
+    caller may submit again later. Names the URL without its password."""
+
+    def __init__(self, url: str, cause: BaseException):
+        from kombu.utils.url import maybe_sanitize_url
+        self.url = maybe_sanitize_url(url)
+        super().__init__(f"Cannot reach the broker at {self.url}: nothing was queued"
+                         f" ({type(cause).__name__}: {cause}).")

@@ -38,6 +38,10 @@ class RedisKeyStore:
             return None if holder == value else holder
         return None
 
+    def ping(self) -> None:
+        """Raise redis's ConnectionError unless the server answers."""
+        self.client.ping()
+
     def holder(self, key: str) -> str | None:
         value = self.client.get(key)
         return value.decode() if isinstance(value, bytes) else value
@@ -85,6 +89,9 @@ class RedisKeyStore:
 
 class MemoryKeyStore:
     """The same operations in process memory, for the embedded worker."""
+
+    def ping(self) -> None:
+        """Always answers (there is no server)."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -168,7 +175,9 @@ def store_for(app: Any) -> RedisKeyStore | MemoryKeyStore:
         if url not in _stores:
             import redis
 
+            from spacer import config
             _stores[url] = RedisKeyStore(redis.Redis.from_url(
-                url, socket_timeout=10, socket_connect_timeout=5,
+                url, socket_timeout=10,
+                socket_connect_timeout=config.get('BROKER_CONNECT_TIMEOUT'),
                 health_check_interval=30, retry_on_timeout=True))
         return _stores[url]

@@ -90,3 +90,12 @@ def test_retry_budget():
     assert should_retry(0, 3) and should_retry(2, 3)
     assert not should_retry(3, 3)
     assert not should_retry(0, 0)
+
+
+def test_broker_unavailable_names_the_url_without_its_password():
+    from workers.errors import BrokerUnavailableError
+    error = BrokerUnavailableError('redis://:s3cret@redis.internal:6379/0',
+                                   ConnectionRefusedError('refused'))
+    assert isinstance(error, ConnectionError)
+    assert 's3cret' not in str(error) and 'redis.internal:6379/0' in str(error)
+    assert error.url == 'redis://:**@redis.internal:6379/0'

@@ -237,3 +237,26 @@ def test_a_read_only_output_disk_is_retried_until_it_is_writable(
     for msg in messages:
         features = ImageFeatures.load(msg.feature_loc)
         assert len(features.point_features) == len(msg.rowcols)
+
+
+def test_a_producer_fails_fast_while_redis_is_down_and_submits_again_after(
+        client, fleet, redis_server, tmp_path):
+    """Each submit during the outage raises the documented error within the
+    connect timeout, dedup or not; afterwards submits are queued and run."""
+    from workers.errors import BrokerUnavailableError
+    scenario = Scenario('filesystem', str(tmp_path), n_images=2)
+    scenario.put_images()
+    redis_server.stop()
+    try:
+        for dedup_job in (True, False, True):
+            started = time.monotonic()
+            with pytest.raises(BrokerUnavailableError, match='nothing was queued'):
+                client.submit('extract_features', scenario.extract_msg(0), dedup_job=dedup_job)
+            assert time.monotonic() - started < 5.5
+    finally:
+        redis_server.start()
+    ids = [client.submit('extract_features', scenario.extract_msg(i)) for i in range(2)]
+    for task_id in ids:
+        client.wait(task_id, 60)
+    for i in range(2):
+        assert scenario.check_features(i).feat.shape[0] == len(scenario.extract_msg(i).rowcols)

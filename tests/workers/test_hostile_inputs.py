@@ -195,8 +195,9 @@ def test_a_real_over_long_path_is_an_input_error(tmp_path):
     assert classify(info.value) == Failure.INPUT
 
 
-@pytest.mark.parametrize('exc', [OSError(errno.ENOSPC, 'No space left on device'),
-                                 OSError(errno.EIO, 'Input/output error'),
+# A full, read-only or failing disk is now transient (retried until the
+# operator repairs it: tests/workers/test_failures.py); these are not.
+@pytest.mark.parametrize('exc', [OSError(errno.EMFILE, 'Too many open files'),
                                  MemoryError()])
 def test_machine_trouble_stays_internal(exc):
     assert classify(exc) == Failure.INTERNAL
