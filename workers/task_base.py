@@ -22,7 +22,7 @@ from typing import Any
 
 from billiard.einfo import ExceptionWithTraceback
 from billiard.exceptions import WorkerLostError
-from celery import Task
+from celery import Task, states
 from celery.exceptions import Retry, TimeLimitExceeded
 from celery.worker.request import Request
 from celery.worker.state import task_ready
@@ -46,6 +46,34 @@ class HardLimitAwareRequest(Request):
     (``retry_on_worker_lost``) and runs a stuck message again and again."""
 
     limit_reported = False
+
+    def revoked(self) -> bool:
+        """Revoked, or finished already: a message redelivered after its task
+        stored a final result (its worker died before acknowledging it, and
+        the visibility timeout brought it back) is acknowledged without
+        running again; the stored result stays as it was."""
+        if super().revoked():
+            return True
+        state = self._stored_state()
+        if state in (states.SUCCESS, states.FAILURE):
+            logger.warning("Task %s[%s] already finished (%s); its redelivered message is"
+                           " acknowledged without running again.", self.name, self.id, state)
+            self._already_revoked = True  # later checks answer at once
+            task_ready(self)
+            self.acknowledge()
+            return True
+        return False
+
+    def _stored_state(self) -> str | None:
+        """The state in the result backend, or None when it cannot be read
+        now (then the task runs: at least once beats at most once)."""
+        try:
+            # One read, not the backend's retry loop: the consumer waits on it.
+            return self.task.backend._get_task_meta_for(self.id).get('status')
+        except Exception:  # noqa: BLE001 - an unreadable backend must not stop work
+            logger.warning("Could not read the stored state of task %s; running it.",
+                           self.id, exc_info=True)
+            return None
 
     def on_timeout(self, soft: bool, timeout: float) -> None:
         if soft or not self.limit_reported:

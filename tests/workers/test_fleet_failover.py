@@ -260,3 +260,29 @@ def test_a_producer_fails_fast_while_redis_is_down_and_submits_again_after(
         client.wait(task_id, 60)
     for i in range(2):
         assert scenario.check_features(i).feat.shape[0] == len(scenario.extract_msg(i).rowcols)
+
+
+def test_a_redelivered_message_of_a_finished_task_is_not_run_again(client, fleet, tmp_path):
+    """As after a worker died between storing a result and acknowledging:
+    the same task id arrives again; the worker acknowledges it unrun."""
+    import redis
+    scenario = Scenario('filesystem', str(tmp_path), n_images=1)
+    scenario.put_images()
+    msg = scenario.extract_msg(0)
+    task_id = client.submit('extract_features', msg)
+    client.wait(task_id, 30)
+    features = tmp_path / 'again.featurevector'
+    scenario.check_features(0)
+    # The restored message, byte for byte what the producer sent, with the
+    # output moved so that a second run would show.
+    msg.feature_loc = DataLocation('filesystem', str(features))
+    queue = client.settings.queues['extract']
+    client.app.send_task('spacer.extract_features', args=[msg.serialize()], task_id=task_id,
+                         queue=queue, exchange=queue, routing_key=queue)
+    broker = redis.Redis.from_url(client.app.conf.broker_url)
+    wait_until(lambda: any('already finished' in w.log_text() and task_id in w.log_text()
+                           for w in fleet.values()), 30, 'the redelivery to be acknowledged')
+    wait_until(lambda: broker.llen(queue) == 0 and broker.hlen('unacked') == 0, 10,
+               'the queue and the unacked index to be empty')
+    assert not features.exists()
+    assert client.result(task_id).state == 'SUCCESS'
