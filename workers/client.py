@@ -153,7 +153,8 @@ class Client:
             # errors that do not say what is down.
             store.ping()
             if key:
-                running = dedup.claim(store, key, task_id, self.settings.dedup_ttl)
+                running = dedup.claim_for_producer(store, key, task_id, self.settings.dedup_ttl,
+                                                   self._stored_state)
                 if running is not None:
                     return running
         except BROKER_FAULTS as e:
@@ -174,6 +175,9 @@ class Client:
                 raise BrokerUnavailableError(self.app.conf.broker_url, e) from e
             raise
         return task_id
+
+    def _stored_state(self, task_id: str) -> str:
+        return AsyncResult(task_id, app=self.app).state
 
     def result(self, task_id: str) -> TaskResult:
         """Where one task stands, without waiting."""

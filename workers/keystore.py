@@ -48,6 +48,14 @@ class RedisKeyStore:
 
     def release(self, key: str, value: str) -> bool:
         """Delete ``key`` if it still holds ``value``."""
+        return self._if_held(key, value, lambda pipe: pipe.delete(key))
+
+    def replace(self, key: str, old: str, new: str, ttl: int) -> bool:
+        """Set ``key`` to ``new`` if it still holds ``old``."""
+        return self._if_held(key, old, lambda pipe: pipe.set(key, new, ex=ttl))
+
+    def _if_held(self, key: str, value: str, change: Any) -> bool:
+        """Apply ``change(pipeline)`` atomically if ``key`` holds ``value``."""
         import redis
 
         for _ in range(_WATCH_RETRIES):
@@ -60,7 +68,7 @@ class RedisKeyStore:
                         pipe.unwatch()
                         return False
                     pipe.multi()
-                    pipe.delete(key)
+                    change(pipe)
                     pipe.execute()
                     return True
                 except redis.WatchError:
@@ -90,13 +98,13 @@ class RedisKeyStore:
 class MemoryKeyStore:
     """The same operations in process memory, for the embedded worker."""
 
-    def ping(self) -> None:
-        """Always answers (there is no server)."""
-
     def __init__(self):
         self._lock = threading.Lock()
         self._values: dict[str, tuple[str, float]] = {}
         self._lists: dict[str, list[str]] = {}
+
+    def ping(self) -> None:
+        """Always answers (there is no server)."""
 
     def _live(self, key: str) -> str | None:
         entry = self._values.get(key)
@@ -122,6 +130,13 @@ class MemoryKeyStore:
             if self._live(key) != value:
                 return False
             del self._values[key]
+            return True
+
+    def replace(self, key: str, old: str, new: str, ttl: int) -> bool:
+        with self._lock:
+            if self._live(key) != old:
+                return False
+            self._values[key] = (new, time.monotonic() + ttl)
             return True
 
     def push(self, key: str, item: str, maxlen: int) -> None:

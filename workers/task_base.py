@@ -117,7 +117,15 @@ class SpacerTask(Task):
         store = store_for(self.app) if task_id else None
         key = dedup.job_key(self.name, message) if store else None
         if key:
-            running = dedup.claim(store, key, task_id, self.app.spacer_settings.dedup_ttl)
+            try:
+                running = dedup.claim(store, key, task_id, self.app.spacer_settings.dedup_ttl)
+            except Exception as exc:
+                # Redis down before the body ran: nothing happened yet, so a
+                # transient fault is retried like one in the body.
+                if classify(exc) == Failure.TRANSIENT and should_retry(
+                        self.request.retries or 0, self.app.spacer_settings.retry_max):
+                    raise self._retry(exc, self.request.retries or 0) from None
+                raise
             if running is not None:
                 exc = DuplicateJobError(key, running)
                 logger.warning("%s", exc)
@@ -139,7 +147,7 @@ class SpacerTask(Task):
             raise self._failure(exc, kind, retries) from exc
         finally:
             if key and not retrying:
-                dedup.release(store, key, task_id)
+                _release_quietly(store, key, task_id)
 
     def _retry(self, exc: Exception, retries: int) -> Retry:
         settings = self.app.spacer_settings
@@ -166,3 +174,15 @@ class SpacerTask(Task):
             self, self.request.id, error, (self.request.args or [None])[:1],
             traceback=traceback.format_exc()) if self.request.id else False
         return error
+
+
+def _release_quietly(store: Any, key: str, task_id: str) -> None:
+    """Release the job key; a fault here must not turn a finished task into a
+    failed one. A key left behind is harmless: the producer takes over a key
+    whose holder has finished (``dedup.claim_for_producer``), and it
+    expires with DEDUP_TTL."""
+    try:
+        dedup.release(store, key, task_id)
+    except Exception:  # noqa: BLE001 - bookkeeping after the work is done
+        logger.warning("Could not release job key %s of task %s; the producer takes it"
+                       " over once it sees the task finished.", key, task_id, exc_info=True)

@@ -70,3 +70,57 @@ def test_key_expires_after_its_ttl():
     dedup.claim(mem, 'k', 'task-1', ttl=1)
     time.sleep(1.05)
     assert dedup.claim(mem, 'k', 'task-2', ttl=1) is None
+
+
+@pytest.mark.parametrize('state', ['PENDING', 'STARTED', 'PROGRESS', 'RETRY'])
+def test_producer_gets_the_id_of_a_task_still_to_finish(store, state):
+    dedup.claim(store, 'k', 'task-1', ttl=60)
+    assert dedup.claim_for_producer(store, 'k', 'task-2', 60, lambda _id: state) == 'task-1'
+    assert dedup.holder(store, 'k') == 'task-1'
+
+
+@pytest.mark.parametrize('state', ['SUCCESS', 'FAILURE', 'REVOKED'])
+def test_producer_takes_over_a_key_left_by_a_finished_task(store, state):
+    """The worker could not release it (Redis was down as the task ended):
+    the finished task's id must not be handed back as if it ran."""
+    dedup.claim(store, 'k', 'task-1', ttl=60)
+    asked = []
+    assert dedup.claim_for_producer(
+        store, 'k', 'task-2', 60, lambda task_id: asked.append(task_id) or state) is None
+    assert asked == ['task-1']
+    assert dedup.holder(store, 'k') == 'task-2'
+
+
+def test_replace_only_from_the_holder(store):
+    dedup.claim(store, 'k', 'task-1', ttl=60)
+    assert not store.replace('k', 'task-9', 'task-2', 60)
+    assert store.replace('k', 'task-1', 'task-2', 60)
+    assert dedup.holder(store, 'k') == 'task-2'
+
+
+def test_a_release_fault_does_not_fail_a_finished_task(tmp_path, monkeypatch):
+    import redis
+    from PIL import Image
+
+    from spacer.data_classes import DataLocation
+    from spacer.extractors.dummy import DummyExtractor
+    from spacer.messages import ExtractFeaturesMsg
+    from workers import task_base
+    from workers import tasks as worker_tasks
+
+    store = RedisKeyStore(fakeredis.FakeRedis())
+    monkeypatch.setattr(task_base, 'store_for', lambda _app: store)
+
+    def release_during_an_outage(*_args):
+        raise redis.exceptions.ConnectionError('Error 111 connecting to redis')
+
+    monkeypatch.setattr(task_base.dedup, 'release', release_during_an_outage)
+    Image.new('RGB', (64, 48), (10, 200, 30)).save(tmp_path / 'a.png')
+    msg = ExtractFeaturesMsg(
+        job_token='a.png', extractor=DummyExtractor(feature_dim=8), rowcols=[(10, 10)],
+        image_loc=DataLocation('filesystem', str(tmp_path / 'a.png')),
+        feature_loc=DataLocation('filesystem', str(tmp_path / 'a.feats')))
+    result = worker_tasks.extract_features.apply(args=[msg.serialize()])
+    assert result.state == 'SUCCESS', result.result
+    assert (tmp_path / 'a.feats').exists()
+    assert dedup.holder(store, dedup.job_key('spacer.extract_features', msg.serialize()))

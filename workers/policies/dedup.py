@@ -81,6 +81,26 @@ def claim(store: Any, key: str, task_id: str, ttl: int) -> str | None:
     return store.claim(key, task_id, ttl)
 
 
+def claim_for_producer(store: Any, key: str, task_id: str, ttl: int,
+                       state_of: Any) -> str | None:
+    """``claim`` as a producer does it: a key still held by a task that has
+    finished (its worker could not release it: Redis was down at that
+    moment) is taken over, so a finished task's id is never handed back as
+    if it were running. ``state_of(task_id)`` reads a task's stored state."""
+    for _ in range(3):
+        holder_id = store.claim(key, task_id, ttl)
+        if holder_id is None or state_of(holder_id) not in FINISHED:
+            return holder_id
+        if store.replace(key, holder_id, task_id, ttl):
+            logger.info("Job key %s was left by finished task %s; taken over.", key, holder_id)
+            return None
+    return store.holder(key)
+
+
+# States after which a task never runs again.
+FINISHED = frozenset({'SUCCESS', 'FAILURE', 'REVOKED'})
+
+
 def release(store: Any, key: str, task_id: str) -> bool:
     return store.release(key, task_id)
 
