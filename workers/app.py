@@ -77,6 +77,8 @@ def celery_config(settings: WorkerSettings) -> dict:
         result_expires=settings.result_expires,
         result_backend_always_retry=True,
         result_backend_max_retries=20,
+        # A refused (non-JSON) message fails its task instead of vanishing.
+        worker_consumer='workers.consumer:RefusingConsumer',
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         # Warm caches live as long as the pool process: never recycle it.

@@ -285,6 +285,13 @@ def _on_unknown(name: str | None = None, **_: Any) -> None:
         _state.metrics.failures.labels(name or 'unknown', 'NotRegistered').inc()
 
 
+def count_refused(task_name: str, error_class: str) -> None:
+    """A message the worker refused to decode, as a failure of its task."""
+    if _state.metrics is not None:
+        _state.metrics.failures.labels(task_name, error_class).inc()
+        _state.metrics.tasks.labels(task_name, 'failed').inc()
+
+
 def _on_extractor_loaded(sender: Any = None, extractor: str | None = None,
                          seconds: float | None = None, **_: Any) -> None:
     if _state.metrics is not None and seconds is not None:

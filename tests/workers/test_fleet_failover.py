@@ -90,8 +90,12 @@ def test_killed_workers_tasks_are_completed_by_others(client, fleet, tmp_path):
     assert 0 <= client.wait(train_id, 60)['acc'] <= 1
     # Each was run again, to the end, by a worker still alive.
     for task_id in (extract_id, train_id):
-        finishers = [w for w in fleet.values()
-                     if w.name not in victims and f'[{task_id}] succeeded' in w.log_text()]
+        # The pool process logs "succeeded" just after storing the result
+        # the client saw: wait for the line, do not read the log once.
+        finishers = wait_until(
+            lambda: [w for w in fleet.values()
+                     if w.name not in victims and f'[{task_id}] succeeded' in w.log_text()],
+            10, f'the log line of {task_id}')
         assert len(finishers) == 1, task_id
     from spacer.data_classes import ImageFeatures
     features = ImageFeatures.load(slow_extract.feature_loc)

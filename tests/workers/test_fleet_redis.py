@@ -169,3 +169,26 @@ def test_producer_needs_neither_torch_nor_the_task_code(fleet, tmp_path):
     assert report['loaded'] == []
     assert 'runtime' in report['result']
     scenario.check_features(0)
+
+
+def test_messages_the_worker_refuses_to_decode_fail_their_task(client, fleet):
+    """Pickle is never deserialized, and bytes that are no JSON are no
+    message: either way the producer sees FAILURE, not PENDING forever."""
+    import uuid
+    queue = client.settings.queues['extract']
+    pickled = str(uuid.uuid4())
+    client.app.send_task('spacer.extract_features', args=[{'job_token': 'pickled'}],
+                         task_id=pickled, queue=queue, exchange=queue, routing_key=queue,
+                         serializer='pickle')
+    garbled = str(uuid.uuid4())
+    with client.app.producer_or_acquire() as producer:
+        producer.publish(b'{"this is": not json', exchange=queue, routing_key=queue,
+                         content_type='application/json', content_encoding='utf-8',
+                         headers={'id': garbled, 'task': 'spacer.extract_features',
+                                  'lang': 'py', 'argsrepr': '', 'kwargsrepr': ''})
+    refused = {task_id: client.wait_result(task_id, 30) for task_id in (pickled, garbled)}
+    assert refused[pickled].state == 'FAILURE'
+    assert refused[pickled].error_type == 'ContentDisallowed'
+    assert 'pickle' in refused[pickled].error_message
+    assert refused[garbled].state == 'FAILURE', refused[garbled]
+    assert 'not json' not in refused[garbled].error_message  # the body is never quoted
