@@ -90,13 +90,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting('BROKER_CONNECT_TIMEOUT', int, 5,
             'seconds a producer or worker waits to connect to Redis before giving up',
             minimum=1, maximum=60),
+    Setting('DEAD_WORKER_AFTER', int, 60,
+            'seconds without a heartbeat after which a worker counts as dead and its'
+            ' tasks go back to their queues (Redis brokers)', minimum=5),
     Setting('UNACKED_RESTORE_INTERVAL', int, 10, 'how often unacked messages are checked (s)',
             minimum=1),
     Setting('RETRY_MAX', int, 5, 'retries of a transient fault before dead-lettering',
             minimum=0),
     Setting('RETRY_BACKOFF', int, 2, 'first retry delay (s), doubled each time', minimum=0),
     Setting('RETRY_BACKOFF_MAX', int, 300, 'cap of the retry delay (s)', minimum=0),
-    Setting('DEDUP_TTL', int, 21600, 'how long a job token blocks a duplicate submission (s)',
+    Setting('DEDUP_TTL', int, 14400, 'how long a job token blocks a duplicate submission (s);'
+            ' never longer than the visibility timeout',
             minimum=1),
     Setting('DEAD_LETTER_MAX', int, 10000, 'dead letters kept in Redis', minimum=1),
     Setting('RESULT_EXPIRES', int, 86400,

@@ -32,9 +32,9 @@ per Redis database, and every consumer restores any message older than its
 own timeout, so the timeout must exceed the longest hard limit of any queue
 (the train queue's): otherwise a training job still running would be handed
 to a second worker. The default is that limit plus one hour (14460 s, about
-4 h). The price: if a whole worker host dies (not just one pool process,
-which is requeued at once), its task waits up to that long before another
-worker runs it. RabbitMQ has no visibility timeout but closes a channel
+4 h). A whole worker host that dies is noticed sooner, by its heartbeat
+(``workers.liveness``, ``DEAD_WORKER_AFTER``); a dead pool process is
+requeued at once. RabbitMQ has no visibility timeout but closes a channel
 whose delivery stays unacknowledged past its ``consumer_timeout`` (30 min by
 default): raise that above the train hard limit on the RabbitMQ server.
 """
@@ -54,7 +54,7 @@ QUEUE_KINDS = ('extract', 'train', 'classify')
 _WORKER_POLICY_NAMES = (
     'EXTRACT_TIME_LIMIT', 'TRAIN_TIME_LIMIT', 'CLASSIFY_TIME_LIMIT',
     'TIME_LIMIT_GRACE', 'VISIBILITY_TIMEOUT', 'UNACKED_RESTORE_INTERVAL',
-    'RETRY_MAX', 'RETRY_BACKOFF', 'RETRY_BACKOFF_MAX', 'DEDUP_TTL',
+    'RETRY_MAX', 'RETRY_BACKOFF', 'RETRY_BACKOFF_MAX', 'DEDUP_TTL', 'DEAD_WORKER_AFTER',
     'DEAD_LETTER_MAX', 'RESULT_EXPIRES', 'WORKER_CONCURRENCY',
 )
 WORKER_SETTINGS: tuple[tuple[str, type, Any], ...] = tuple(
@@ -86,6 +86,7 @@ class WorkerSettings:
     retry_backoff: int
     retry_backoff_max: int
     dedup_ttl: int
+    dead_worker_after: int
     dead_letter_max: int
     result_expires: int
     concurrency: int
@@ -140,7 +141,9 @@ def load() -> WorkerSettings:
         retry_max=values['RETRY_MAX'],
         retry_backoff=values['RETRY_BACKOFF'],
         retry_backoff_max=values['RETRY_BACKOFF_MAX'],
-        dedup_ttl=values['DEDUP_TTL'],
+        # A job key never outlives the message it guards.
+        dedup_ttl=min(values['DEDUP_TTL'], visibility),
+        dead_worker_after=values['DEAD_WORKER_AFTER'],
         dead_letter_max=values['DEAD_LETTER_MAX'],
         result_expires=values['RESULT_EXPIRES'],
         concurrency=values['WORKER_CONCURRENCY'],

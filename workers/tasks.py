@@ -21,7 +21,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from spacer import messages
 from spacer import tasks as spacer_tasks
 from spacer.exceptions import MessageError, SpacerError
-from workers import control, metrics, policies, warm
+from workers import control, liveness, metrics, policies, warm
 from workers.app import app
 from workers.client import PROGRESS
 from workers.policies import dead_letters
@@ -32,6 +32,7 @@ from workers.task_base import SpacerTask
 logger = logging.getLogger(__name__)
 
 policies.install()
+liveness.install()
 warm.install()
 control.install()
 metrics.install()

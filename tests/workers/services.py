@@ -154,6 +154,16 @@ def wait_until(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def running_on(client, task_id: str, timeout: float = 20) -> str:
+    """The hostname of the worker that has started the task."""
+    def started():
+        meta = client.app.backend.get_task_meta(task_id)
+        if meta['status'] == 'STARTED':
+            return meta['result']['hostname']
+        return None
+    return wait_until(started, timeout, f'task {task_id} to start')
+
+
 def client_for(broker_url: str, backend_url: str | None = None, **overrides):
     """A producer Client with its own app; ``overrides`` replace WorkerSettings fields."""
     from dataclasses import replace

@@ -17,7 +17,8 @@ import pytest
 
 from spacer.data_classes import DataLocation, ImageFeatures
 from tests.workers.scenario import Scenario
-from tests.workers.services import RedisServer, client_for, wait_until, worker_env, workers
+from tests.workers.services import (RedisServer, client_for, running_on, wait_until,
+                                    worker_env, workers)
 from tests.workers.slow_classes import CLASS_PATHS, SlowExtractor, SlowTrainer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -49,16 +50,6 @@ def fleet(redis_server, tmp_path_factory):
 @pytest.fixture(scope='module')
 def client(fleet, redis_server):
     return client_for(redis_server.url())
-
-
-def running_on(client, task_id: str, timeout: float = 20) -> str:
-    """The hostname of the worker that has started the task."""
-    def started():
-        meta = client.app.backend.get_task_meta(task_id)
-        if meta['status'] == 'STARTED':
-            return meta['result']['hostname']
-        return None
-    return wait_until(started, timeout, f'task {task_id} to start')
 
 
 def test_killed_workers_tasks_are_completed_by_others(client, fleet, tmp_path):
