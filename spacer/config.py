@@ -90,6 +90,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting('BROKER_CONNECT_TIMEOUT', int, 5,
             'seconds a producer or worker waits to connect to Redis before giving up',
             minimum=1, maximum=60),
+    Setting('MAX_MESSAGE_BYTES', int, 64 * 1024 * 1024,
+            'largest task message a worker decodes (extract_features and classify_image:'
+            ' what MAX_POINTS_PER_IMAGE points need, far less)', minimum=1024),
     Setting('DEAD_WORKER_AFTER', int, 60,
             'seconds without a heartbeat after which a worker counts as dead and its'
             ' tasks go back to their queues (Redis brokers)', minimum=5),

@@ -48,6 +48,9 @@ from spacer.exceptions import ConfigError
 
 QUEUE_KINDS = ('extract', 'train', 'classify')
 
+# Tasks whose message holds one image's points and little else.
+POINT_BOUNDED_TASKS = ('extract_features', 'classify_image')
+
 # The settings only the worker layer reads. Their types and defaults are
 # those of the one table in spacer.config (which documents them); they are
 # re-read from their sources on every load().
@@ -55,6 +58,7 @@ _WORKER_POLICY_NAMES = (
     'EXTRACT_TIME_LIMIT', 'TRAIN_TIME_LIMIT', 'CLASSIFY_TIME_LIMIT',
     'TIME_LIMIT_GRACE', 'VISIBILITY_TIMEOUT', 'UNACKED_RESTORE_INTERVAL',
     'RETRY_MAX', 'RETRY_BACKOFF', 'RETRY_BACKOFF_MAX', 'DEDUP_TTL', 'DEAD_WORKER_AFTER',
+    'MAX_MESSAGE_BYTES',
     'DEAD_LETTER_MAX', 'RESULT_EXPIRES', 'WORKER_CONCURRENCY',
 )
 WORKER_SETTINGS: tuple[tuple[str, type, Any], ...] = tuple(
@@ -87,6 +91,7 @@ class WorkerSettings:
     retry_backoff_max: int
     dedup_ttl: int
     dead_worker_after: int
+    max_message_bytes: int
     dead_letter_max: int
     result_expires: int
     concurrency: int
@@ -102,6 +107,16 @@ class WorkerSettings:
     def limits(self, kind: str) -> tuple[int, int]:
         """(soft, hard) seconds for a queue kind."""
         return self.soft_limits[kind], self.hard_limit(kind)
+
+    def message_byte_limit(self, task_name: str) -> int:
+        """The largest message of ``task_name`` a worker decodes. One image's
+        points are bounded (MAX_POINTS_PER_IMAGE), so its messages are too:
+        a hostile list of a million points is refused before it is decoded
+        into hundreds of megabytes."""
+        if task_name.rsplit('.', 1)[-1] in POINT_BOUNDED_TASKS:
+            points = config.get('MAX_POINTS_PER_IMAGE')
+            return min(self.max_message_bytes, 64 * 1024 + 64 * points)
+        return self.max_message_bytes
 
     def kind_of_queue(self, queue: str) -> str | None:
         for kind, name in self.queues.items():
@@ -144,6 +159,7 @@ def load() -> WorkerSettings:
         # A job key never outlives the message it guards.
         dedup_ttl=min(values['DEDUP_TTL'], visibility),
         dead_worker_after=values['DEAD_WORKER_AFTER'],
+        max_message_bytes=values['MAX_MESSAGE_BYTES'],
         dead_letter_max=values['DEAD_LETTER_MAX'],
         result_expires=values['RESULT_EXPIRES'],
         concurrency=values['WORKER_CONCURRENCY'],

@@ -37,11 +37,55 @@ from workers.policies.retries import backoff_delay, should_retry
 logger = logging.getLogger(__name__)
 
 
-class HardLimitAwareRequest(Request):
-    """A task request that reports a hard time limit once. When the limit
-    kills a pool process, Celery hears of it twice (the pool sets the job's
-    result to ``TimeLimitExceeded``, then its timeout handler runs), and
-    later the pool may report the killed process as lost. Left alone, that
+def size_checked_strategy(task: Any, app: Any, consumer: Any, **kwargs: Any) -> Any:
+    """Celery's default strategy for a task's messages, after one check of the
+    raw body: a message larger than its task's limit fails unread. Celery's
+    own handler decodes every body in the worker's main process (to tell
+    old-style messages apart), so a hostile list of a million points would
+    cost hundreds of megabytes there before any check of ours ran."""
+    from celery.worker.strategy import default
+
+    handle = default(task, app, consumer, **kwargs)
+    limit = app.spacer_settings.message_byte_limit(task.name)
+
+    def task_message_handler(message: Any, body: Any, ack: Any, reject: Any,
+                             callbacks: Any, **options: Any) -> Any:
+        size = len(message.body or b'')
+        if size <= limit:
+            return handle(message, body, ack, reject, callbacks, **options)
+        _refuse_oversized(app, task.name, message, size, limit)
+        ack()
+        return None
+
+    return task_message_handler
+
+
+def _refuse_oversized(app: Any, task_name: str, message: Any, size: int, limit: int) -> None:
+    from workers import metrics
+
+    task_id = (message.headers or {}).get('id')
+    error = RemoteError('DataLimitError', f"The {task_name} message is {size} bytes, over"
+                        f" the {limit}-byte limit for it; it was not read.")
+    logger.warning("Task %s[%s] refused: %s", task_name, task_id, error.message)
+    metrics.count_refused(task_name, error.error_type)
+    if isinstance(task_id, str) and task_id:
+        try:
+            app.backend.mark_as_failure(task_id, error)
+        except Exception:  # noqa: BLE001 - the message is dropped either way
+            logger.exception("Could not store the failure of refused task %s", task_id)
+
+
+class SpacerRequest(Request):
+    """How a worker's main process handles one delivered message, before and
+    after the pool runs it:
+
+    - a redelivered message whose task already finished is acknowledged
+      without running again (``revoked``);
+    - a hard time limit is reported once (``on_timeout``, ``on_failure``).
+
+    When the hard limit kills a pool process, Celery hears of it twice (the
+    pool sets the job's result to ``TimeLimitExceeded``, then its timeout
+    handler runs), and later the pool may report the killed process as lost. Left alone, that
     fires ``task_failure`` (a dead letter) twice, or retries the task
     (``retry_on_worker_lost``) and runs a stuck message again and again."""
 
@@ -100,7 +144,8 @@ class HardLimitAwareRequest(Request):
 
 class SpacerTask(Task):
     abstract = True
-    Request = HardLimitAwareRequest
+    Request = SpacerRequest
+    Strategy = 'workers.task_base:size_checked_strategy'
     # Failures are logged here, once, with the right level.
     throws = (RemoteError,)
 

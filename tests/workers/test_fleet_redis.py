@@ -192,3 +192,38 @@ def test_messages_the_worker_refuses_to_decode_fail_their_task(client, fleet):
     assert 'pickle' in refused[pickled].error_message
     assert refused[garbled].state == 'FAILURE', refused[garbled]
     assert 'not json' not in refused[garbled].error_message  # the body is never quoted
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in open(f'/proc/{pid}/status'):
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1]) / 1024
+    raise AssertionError('no VmHWM')
+
+
+def test_a_million_points_are_refused_unread_and_cheaply(client, fleet, tmp_path):
+    """The message is over its task's size limit (what MAX_POINTS_PER_IMAGE
+    points need): it fails before any process decodes it into hundreds of
+    megabytes, and the worker serves on."""
+    import uuid
+    rowcols = [[i % 3000, i % 4000] for i in range(10 ** 6)]
+    body = {'job_token': 'huge', 'rowcols': rowcols,
+            'extractor': {'class_path': 'spacer.extractors.dummy.DummyExtractor',
+                          'data_locations': {}},
+            'image_loc': {'storage_type': 'filesystem', 'key': str(tmp_path / 'a.png')},
+            'feature_loc': {'storage_type': 'filesystem', 'key': str(tmp_path / 'a.fv')}}
+    worker_pid = fleet['extract'].proc.pid
+    before = _peak_rss_mib(worker_pid)
+    task_id = str(uuid.uuid4())
+    queue = client.settings.queues['extract']
+    client.app.send_task('spacer.extract_features', args=[body], task_id=task_id,
+                         queue=queue, exchange=queue, routing_key=queue)
+    outcome = client.wait_result(task_id, 60)
+    assert outcome.state == 'FAILURE' and outcome.error_type == 'DataLimitError'
+    assert 'bytes' in outcome.error_message and 'not read' in outcome.error_message
+    # Reading the 13 MB message out of Redis (kombu's JSON envelope, its
+    # base64 body) costs the main process 70-115 MiB, measured; decoding the
+    # points as well cost 716 MB before the size check.
+    grew = _peak_rss_mib(worker_pid) - before
+    assert grew < 150, f'the worker grew by {grew:.0f} MiB'
+    assert not (tmp_path / 'a.fv').exists()
