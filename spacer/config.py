@@ -120,6 +120,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting('EXTRACT_BATCH_SIZE', int, 0,
             'patches per forward pass; 0 = chosen per device', minimum=0),
     Setting('URL_TIMEOUT', int, 20, 'seconds before a URL download gives up', minimum=1),
+    Setting('URL_DEADLINE', int, 300,
+            'seconds a URL download may take in all, however the server trickles', minimum=1),
     Setting('URL_MAX_BYTES', int, 512 * 1024 * 1024, 'largest body a URL download accepts',
             minimum=1),
     Setting('CLASSIFIER_CACHE_SIZE', int, 8, 'loaded classifiers kept per process', minimum=1),

@@ -1,6 +1,8 @@
-"""Read-only downloads over http(s), with a timeout and a size cap."""
+"""Read-only downloads over http(s), with a per-read timeout, a total
+deadline and a size cap."""
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 from http.client import HTTPException
@@ -31,9 +33,11 @@ class URLStorage(RemoteStorage):
 
     storage_type = 'url'
 
-    def __init__(self, timeout: float | None = None, max_bytes: int | None = None):
+    def __init__(self, timeout: float | None = None, max_bytes: int | None = None,
+                 deadline: float | None = None):
         self.timeout = timeout if timeout is not None else config.get('URL_TIMEOUT')
         self.max_bytes = max_bytes if max_bytes is not None else config.get('URL_MAX_BYTES')
+        self.deadline = deadline if deadline is not None else config.get('URL_DEADLINE')
 
     def store(self, url: str, stream: BytesIO) -> None:
         raise TypeError('Store operation not supported for URL storage.')
@@ -57,27 +61,34 @@ class URLStorage(RemoteStorage):
             raise URLDownloadError(
                 f"The URL '{url}' holds {declared} bytes, more than the"
                 f" limit of {self.max_bytes}.", ValueError('response too large'))
-        chunks, total = [], 0
+        body = bytearray()  # grown in place: no second copy at the end
+        deadline = time.monotonic() + self.deadline
         try:
             while True:
-                chunk = response.read(_CHUNK)
+                # read1: at most one read of the socket, so a server that
+                # trickles a byte at a time cannot hold us past the deadline.
+                chunk = response.read1(_CHUNK)
                 if not chunk:
                     break
-                total += len(chunk)
-                if total > self.max_bytes:
+                body += chunk
+                if len(body) > self.max_bytes:
                     raise URLDownloadError(
                         f"The URL '{url}' sent more than the limit of"
                         f" {self.max_bytes} bytes.", ValueError('response too large'))
-                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise URLDownloadError(
+                        f"The URL '{url}' took longer than URL_DEADLINE"
+                        f" ({self.deadline} s) to send its body.",
+                        TimeoutError(f'{len(body)} bytes in {self.deadline} s'))
         except (OSError, HTTPException) as e:
             # IncompleteRead (truncated body) and read timeouts land here.
             raise URLDownloadError(
                 f"Couldn't read the full response from the URL '{url}'.", e) from e
-        if declared is not None and declared.isdigit() and total < int(declared):
+        if declared is not None and declared.isdigit() and len(body) < int(declared):
             raise URLDownloadError(
                 f"Couldn't read the full response from the URL '{url}'.",
-                ValueError(f'got {total} of {declared} bytes'))
-        return b''.join(chunks)
+                ValueError(f'got {len(body)} of {declared} bytes'))
+        return bytes(body)
 
     def exists(self, url: str) -> bool:
         """Best effort: a HEAD request that answers 2xx/3xx."""

@@ -96,6 +96,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if kind == 'slow':
             time.sleep(body)
             body = b'late'
+        if kind == 'trickle':  # one byte every 0.2 s: each read is quick
+            self.send_response(200)
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            try:
+                for byte in body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up, as intended
+            return
         self.send_response(200)
         length = len(body) + (100 if kind == 'truncated' else 0)
         self.send_header('Content-Length', str(length))
@@ -185,3 +197,18 @@ def test_extractor_file_cache_keys_do_not_collide(tmp_cache_dir, s3_settings):
     assert path_a.read_bytes() == b'AAA' and path_b.read_bytes() == b'BBB'
     assert cached_path(a) == (path_a, False)
     assert cached_file_path(a).name.endswith('weights.pt')
+
+
+def test_a_trickling_server_cannot_outlast_the_deadline(http_server):
+    """Every read returns well inside the per-read timeout; the total
+    deadline still ends the download, as a timeout (retried as transient)."""
+    from workers.policies.failures import Failure, classify
+    base, routes = http_server
+    routes['/trickle'] = ('trickle', b'z' * 100)
+    storage = URLStorage(timeout=5, max_bytes=1000, deadline=1)
+    started = time.monotonic()
+    with pytest.raises(URLDownloadError, match='URL_DEADLINE') as info:
+        storage.load(base + '/trickle')
+    assert time.monotonic() - started < 3
+    assert isinstance(info.value.original_error, TimeoutError)
+    assert classify(info.value) == Failure.TRANSIENT
