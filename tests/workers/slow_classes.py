@@ -12,7 +12,8 @@ from spacer.train_classifier import MiniBatchTrainer
 
 SLOW_EXTRACTOR = 'tests.workers.slow_classes.SlowExtractor'
 SLOW_TRAINER = 'tests.workers.slow_classes.SlowTrainer'
-CLASS_PATHS = f'{SLOW_EXTRACTOR},{SLOW_TRAINER}'
+COUNTING_EXTRACTOR = 'tests.workers.slow_classes.CountingExtractor'
+CLASS_PATHS = f'{SLOW_EXTRACTOR},{SLOW_TRAINER},{COUNTING_EXTRACTOR}'
 
 
 class SlowExtractor(DummyExtractor):
@@ -63,3 +64,27 @@ class SlowTrainer(MiniBatchTrainer):
             time.sleep(self.epoch_delay)
 
         return super().__call__(*args, on_epoch=slow_epoch, **kwargs)
+
+
+class CountingExtractor(SlowExtractor):
+    """SlowExtractor that appends a line to ``<count_dir>/<first point>``
+    each time it finishes, so a run can count executions per task."""
+
+    def __init__(self, data_locations=None, feature_dim: int = 16, delay: float = 0.0,
+                 count_dir: str = '', **kwargs):
+        super().__init__(data_locations, feature_dim=feature_dim, delay=delay, **kwargs)
+        self.count_dir = count_dir
+
+    @classmethod
+    def class_path(cls) -> str:
+        return COUNTING_EXTRACTOR
+
+    def __call__(self, im, rowcols):
+        result = super().__call__(im, rowcols)
+        row, col = rowcols[0]
+        with open(f'{self.count_dir}/{row}-{col}', 'a') as out:
+            out.write('done\n')
+        return result
+
+    def serialize(self) -> dict:
+        return dict(super().serialize(), count_dir=self.count_dir)
