@@ -19,7 +19,6 @@ import argparse
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,42 +51,57 @@ def main() -> None:
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
 
+    rig = Rig(Path(tempfile.mkdtemp(prefix='spacer-faults-')))
+    try:
+        run(args, random.Random(args.seed), rig)
+    finally:  # even when interrupted: no worker or Redis left behind
+        for worker in rig.workers.values():
+            worker.stop()
+        rig.redis.stop()
+
+
+class Rig:
+    """A private Redis (AOF), the workers on it, and the run's files."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.counts, self.outputs = folder / 'counts', folder / 'features'
+        self.counts.mkdir()
+        self.outputs.mkdir()
+        self.image = folder / 'image.png'
+        self.image.write_bytes(png_bytes(0, *IMAGE_HW))
+        self.redis = RedisServer(folder)
+        self.redis.start()
+        self.env = worker_env(self.redis.url(), EXTRA_CLASS_PATHS=CLASS_PATHS)
+        self.workers: dict[int, Worker] = {}
+
+    def start_worker(self, n: int) -> None:
+        self.workers[n] = Worker(f'w{n}-{time.monotonic_ns()}', 'extract', self.env,
+                                 self.folder, '-c', '2')
+
+
+def run(args: argparse.Namespace, rng: random.Random, rig: Rig) -> None:
     from spacer.data_classes import DataLocation, ImageFeatures
     from spacer.messages import ExtractFeaturesMsg
     from workers.errors import BrokerUnavailableError
 
-    rng = random.Random(args.seed)
-    folder = Path(tempfile.mkdtemp(prefix='spacer-faults-'))
-    counts, outputs = folder / 'counts', folder / 'features'
-    counts.mkdir()
-    outputs.mkdir()
-    image = folder / 'image.png'
-    image.write_bytes(png_bytes(0, *IMAGE_HW))
-    redis = RedisServer(folder)
-    redis.start()
-    env = worker_env(redis.url(), EXTRA_CLASS_PATHS=CLASS_PATHS)
-    workers = {}
-
-    def start_worker(n: int) -> None:
-        workers[n] = Worker(f'w{n}-{time.monotonic_ns()}', 'extract', env, folder, '-c', '2')
-
     for n in range(args.workers):
-        start_worker(n)
-    for worker in workers.values():
+        rig.start_worker(n)
+    for worker in rig.workers.values():
         worker.wait_ready()
-    client = client_for(redis.url())
-    extractor = CountingExtractor(feature_dim=8, delay=0.05, count_dir=str(counts))
+    client = client_for(rig.redis.url())
+    extractor = CountingExtractor(feature_dim=8, delay=0.05, count_dir=str(rig.counts))
 
     def message(i: int) -> ExtractFeaturesMsg:
         point = (i // IMAGE_HW[1] % IMAGE_HW[0], i % IMAGE_HW[1])
         return ExtractFeaturesMsg(
             job_token=f'task{i}', extractor=extractor, rowcols=[point, (5, 5)],
-            image_loc=DataLocation('filesystem', str(image)),
-            feature_loc=DataLocation('filesystem', str(outputs / f'{i}.featurevector')))
+            image_loc=DataLocation('filesystem', str(rig.image)),
+            feature_loc=DataLocation('filesystem', str(rig.outputs / f'{i}.featurevector')))
 
     def inject(fault: str) -> str:
-        n = rng.choice(sorted(workers))
-        worker = workers[n]
+        n = rng.choice(sorted(rig.workers))
+        worker = rig.workers[n]
         children = pool_children(worker.proc.pid)
         if fault == 'child' and children:
             os.kill(rng.choice(children), signal.SIGKILL)
@@ -95,9 +109,9 @@ def main() -> None:
             held = [t for t in ids.values() if _held_by(client, t, worker.name)]
             worker.kill()
             kills.append((time.monotonic(), worker.name, held))
-            start_worker(n)
+            rig.start_worker(n)
         elif fault == 'redis':
-            redis.restart(down_for=2)
+            rig.redis.restart(down_for=2)
         return fault
 
     started = time.monotonic()
@@ -141,19 +155,16 @@ def main() -> None:
 
     succeeded = sum(1 for s in final.values() if s == 'SUCCESS')
     failed = sum(1 for s in final.values() if s == 'FAILURE')
-    twice = sum(1 for f in counts.iterdir() if len(f.read_text().splitlines()) > 1)
+    twice = sum(1 for f in rig.counts.iterdir() if len(f.read_text().splitlines()) > 1)
     corrupt = 0
     for i, task_id in ids.items():
         if final.get(task_id) == 'SUCCESS':
             try:
-                ImageFeatures.load(DataLocation('filesystem', str(outputs / f'{i}.featurevector')))
+                ImageFeatures.load(DataLocation('filesystem', str(rig.outputs / f'{i}.featurevector')))
             except Exception:  # noqa: BLE001 - that is what is counted
                 corrupt += 1
     recoveries = [finished_at[t] - when for when, _, held in kills for t in held
                   if t in finished_at]
-    for worker in workers.values():
-        worker.stop()
-    redis.stop()
     print(f'faults: {len(events)} ({events.count("child")} pool processes killed,'
           f' {events.count("worker")} workers killed, {events.count("redis")} Redis restarts)'
           f' over {args.chaos_seconds:.0f} s; {args.workers} workers of 2 processes')
@@ -163,7 +174,7 @@ def main() -> None:
           f' longest recovery {max(recoveries, default=0):.0f} s'
           f' ({len(recoveries)} tasks held by killed workers),'
           f' all done {max(finished_at.values(), default=started) - started:.0f} s after start')
-    print(f'logs and outputs: {folder}')
+    print(f'logs and outputs: {rig.folder}')
 
 
 def _held_by(client, task_id: str, hostname: str) -> bool:

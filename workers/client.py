@@ -166,14 +166,19 @@ class Client:
         except BaseException as e:
             if key:
                 try:
-                    dedup.release(store, key, task_id)
-                except BROKER_FAULTS:  # the key expires with DEDUP_TTL
+                    dedup.release_unsent(store, key, task_id)
+                except BROKER_FAULTS:  # the mark is taken over after SEND_GRACE
                     pass
             if isinstance(e, EncodeError):
                 raise MessageError(f"The {name} message is not JSON: {e}") from e
             if isinstance(e, BROKER_FAULTS):
                 raise BrokerUnavailableError(self.app.conf.broker_url, e) from e
             raise
+        if key:
+            try:
+                dedup.sent(store, key, task_id, self.settings.dedup_ttl)
+            except BROKER_FAULTS:  # queued all the same; the worker clears the mark
+                pass
         return task_id
 
     def _stored_state(self, task_id: str) -> str:

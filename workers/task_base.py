@@ -13,6 +13,10 @@ A failure other than bad input is kept as a dead letter before its result
 is stored; the ``task_failure`` hook (``policies.dead_letters``) keeps the
 failures the body never saw (hard time limits, retries of a dead process
 spent).
+
+Before the body, in the worker's main process: a message over its task's
+size limit fails unread (``size_checked_strategy``), and a redelivered
+message of a finished task is acknowledged unrun (``SpacerRequest``).
 """
 from __future__ import annotations
 
@@ -85,9 +89,10 @@ class SpacerRequest(Request):
 
     When the hard limit kills a pool process, Celery hears of it twice (the
     pool sets the job's result to ``TimeLimitExceeded``, then its timeout
-    handler runs), and later the pool may report the killed process as lost. Left alone, that
-    fires ``task_failure`` (a dead letter) twice, or retries the task
-    (``retry_on_worker_lost``) and runs a stuck message again and again."""
+    handler runs), and later the pool may report the killed process as
+    lost. Left alone, that fires ``task_failure`` (a dead letter) twice, or
+    retries the task (``retry_on_worker_lost``) and runs a stuck message
+    again and again."""
 
     limit_reported = False
 

@@ -88,7 +88,45 @@ def test_producer_takes_over_a_key_left_by_a_finished_task(store, state):
     assert dedup.claim_for_producer(
         store, 'k', 'task-2', 60, lambda task_id: asked.append(task_id) or state) is None
     assert asked == ['task-1']
+    assert dedup._sending_id(dedup.holder(store, 'k')) == 'task-2'
+    dedup.sent(store, 'k', 'task-2', 60)
     assert dedup.holder(store, 'k') == 'task-2'
+
+
+def never(_task_id):
+    raise AssertionError('a task being sent has no state to read')
+
+
+def test_a_send_in_progress_is_answered_with_its_id(store):
+    assert dedup.claim_for_producer(store, 'k', 'task-1', 60, never, now=1000.0) is None
+    assert dedup.claim_for_producer(store, 'k', 'task-2', 60, never, now=1010.0) == 'task-1'
+
+
+def test_a_send_that_never_completed_is_taken_over(store):
+    """Redis went down between the claim and the send, and the release
+    failed too: the mark must not stand for a task that was never queued."""
+    assert dedup.claim_for_producer(store, 'k', 'task-1', 60, never, now=1000.0) is None
+    later = 1000.0 + dedup.SEND_GRACE + 1
+    assert dedup.claim_for_producer(store, 'k', 'task-2', 60, never, now=later) is None
+    assert dedup._sending_id(dedup.holder(store, 'k')) == 'task-2'
+
+
+def test_a_worker_owns_a_key_still_marked_as_being_sent_for_it(store):
+    """The message may reach a worker before its producer clears the mark."""
+    assert dedup.claim_for_producer(store, 'k', 'task-1', 60, never) is None
+    assert dedup.claim(store, 'k', 'task-1', ttl=60) is None
+    assert dedup.holder(store, 'k') == 'task-1'
+    dedup.sent(store, 'k', 'task-1', 60)  # late: changes nothing
+    assert dedup.holder(store, 'k') == 'task-1'
+    assert dedup.claim(store, 'k', 'task-9', ttl=60) == 'task-1'
+
+
+def test_a_failed_send_drops_only_its_own_mark(store):
+    assert dedup.claim_for_producer(store, 'k', 'task-1', 60, never) is None
+    dedup.release_unsent(store, 'k', 'task-2')
+    assert dedup._sending_id(dedup.holder(store, 'k')) == 'task-1'
+    dedup.release_unsent(store, 'k', 'task-1')
+    assert dedup.holder(store, 'k') is None
 
 
 def test_replace_only_from_the_holder(store):

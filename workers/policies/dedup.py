@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from typing import Any
 
 from workers.keystore import store_for
@@ -77,28 +78,87 @@ def _key_part(text: str) -> str:
 
 
 def claim(store: Any, key: str, task_id: str, ttl: int) -> str | None:
-    """Hold ``key`` for ``task_id``; the id of the task holding it otherwise."""
-    return store.claim(key, task_id, ttl)
+    """Hold ``key`` for ``task_id`` (a worker starting it); the id of the
+    task holding it otherwise. A key its producer marked as being sent for
+    this very task is ours (the message can arrive before the mark is
+    cleared)."""
+    holder = store.claim(key, task_id, ttl)
+    if holder is not None and _sending_id(holder) == task_id:
+        if store.replace(key, holder, task_id, ttl):
+            return None
+        return claim(store, key, task_id, ttl)
+    return holder
 
 
 def claim_for_producer(store: Any, key: str, task_id: str, ttl: int,
-                       state_of: Any) -> str | None:
-    """``claim`` as a producer does it: a key still held by a task that has
-    finished (its worker could not release it: Redis was down at that
-    moment) is taken over, so a finished task's id is never handed back as
-    if it were running. ``state_of(task_id)`` reads a task's stored state."""
+                       state_of: Any, now: float | None = None) -> str | None:
+    """``claim`` as a producer does it, before sending: the key is marked
+    as being sent (``sent`` clears the mark) and the id of a task holding it
+    is returned, except that a key is taken over when it was left behind:
+
+    - by a task that has finished (its worker could not release the key:
+      Redis was down at that moment), so a finished task's id is never
+      handed back as if it were running;
+    - by a send that never completed (Redis went down between the claim
+      and the send, and the release failed too), after ``SEND_GRACE``
+      seconds, so an id whose message was never queued is never handed back.
+
+    ``state_of(task_id)`` reads a task's stored state."""
+    mark = f'{SENDING}{task_id}:{now if now is not None else time.time():.3f}'
     for _ in range(3):
-        holder_id = store.claim(key, task_id, ttl)
-        if holder_id is None or state_of(holder_id) not in FINISHED:
-            return holder_id
-        if store.replace(key, holder_id, task_id, ttl):
-            logger.info("Job key %s was left by finished task %s; taken over.", key, holder_id)
+        holder = store.claim(key, mark, ttl)
+        if holder is None:
             return None
-    return store.holder(key)
+        sending = _sending_id(holder)
+        if sending is not None:
+            if _sending_age(holder, now) <= SEND_GRACE:
+                return sending  # another producer is sending it right now
+            reason = 'a send that never completed'
+        elif state_of(holder) in FINISHED:
+            reason = 'finished task'
+        else:
+            return holder
+        if store.replace(key, holder, mark, ttl):
+            logger.info("Job key %s was left by %s (%s); taken over.", key, reason,
+                        sending or holder)
+            return None
+    return _sending_id(store.holder(key) or '') or store.holder(key)
+
+
+def sent(store: Any, key: str, task_id: str, ttl: int) -> None:
+    """The task's message is queued: its key now names it plainly."""
+    holder = store.holder(key)
+    if holder is not None and _sending_id(holder) == task_id:
+        store.replace(key, holder, task_id, ttl)
+
+
+def release_unsent(store: Any, key: str, task_id: str) -> None:
+    """Drop the mark of a send that failed (if it is still ours)."""
+    holder = store.holder(key)
+    if holder is not None and _sending_id(holder) == task_id:
+        store.release(key, holder)
+
+
+def _sending_id(holder: str) -> str | None:
+    if not holder.startswith(SENDING):
+        return None
+    return holder[len(SENDING):].rsplit(':', 1)[0]
+
+
+def _sending_age(holder: str, now: float | None) -> float:
+    try:
+        stamp = float(holder.rsplit(':', 1)[1])
+    except (IndexError, ValueError):
+        return float('inf')
+    return (now if now is not None else time.time()) - stamp
 
 
 # States after which a task never runs again.
 FINISHED = frozenset({'SUCCESS', 'FAILURE', 'REVOKED'})
+# A producer's mark on a job key while it sends the message, and how long a
+# send may take before the mark counts as left behind.
+SENDING = 'sending:'
+SEND_GRACE = 30.0
 
 
 def release(store: Any, key: str, task_id: str) -> bool:
