@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import os
 import socket
@@ -312,8 +311,6 @@ def profile(jpegs: list[Path], extractor, threads: int) -> dict:
 def direct(jpegs: list[Path], extractor, n_images: int, points: int,
            decoder: str, threads: int, out_dir: Path) -> dict:
     """extract_many from file bytes to stored feature files."""
-    import torch
-
     from spacer.data_classes import DataLocation
     from spacer.extractors.device_pipeline import extract_many
 
