@@ -27,7 +27,7 @@ from typing import Any
 from billiard.einfo import ExceptionWithTraceback
 from billiard.exceptions import WorkerLostError
 from celery import Task, states
-from celery.exceptions import Retry, TimeLimitExceeded
+from celery.exceptions import Reject, Retry, TimeLimitExceeded
 from celery.worker.request import Request
 from celery.worker.state import task_ready
 
@@ -206,8 +206,18 @@ class SpacerTask(Task):
                        self.name, self.request.id, type(exc).__name__, exc,
                        retries + 1, settings.retry_max, delay)
         # exc=... keeps the cause in the RETRY state the caller can poll.
-        return self.retry(exc=RemoteError.from_exception(exc), countdown=delay,
-                          max_retries=settings.retry_max, throw=False)
+        try:
+            return self.retry(exc=RemoteError.from_exception(exc), countdown=delay,
+                              max_retries=settings.retry_max, throw=False)
+        except Reject as rejected:
+            # Celery could not queue the retry (the broker is down too) and
+            # would drop the message as failed; put it back instead, to be
+            # delivered again once the broker answers (benchmarks/faults.py
+            # lost one task in 2000 this way during Redis restarts).
+            logger.warning("Task %s[%s]: its retry could not be queued (%s); the message"
+                           " goes back to its queue.", self.name, self.request.id,
+                           rejected.reason)
+            raise Reject(rejected.reason, requeue=True) from None
 
     def _failure(self, exc: Exception, kind: Failure, retries: int) -> RemoteError:
         if kind == Failure.INPUT:

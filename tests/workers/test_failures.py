@@ -99,3 +99,26 @@ def test_broker_unavailable_names_the_url_without_its_password():
     assert isinstance(error, ConnectionError)
     assert 's3cret' not in str(error) and 'redis.internal:6379/0' in str(error)
     assert error.url == 'redis://:**@redis.internal:6379/0'
+
+
+def test_a_retry_the_broker_cannot_queue_puts_the_message_back(monkeypatch):
+    """Celery drops a message whose retry it cannot publish (Reject, no
+    requeue); ours goes back to its queue to be delivered again."""
+    from celery import Task
+    from celery.exceptions import Reject
+    from kombu.exceptions import OperationalError
+    from workers import tasks as worker_tasks
+
+    def broker_down(self, *args, **kwargs):
+        raise Reject(OperationalError('Error 111 connecting to redis'), requeue=False)
+
+    monkeypatch.setattr(Task, 'retry', broker_down)
+    task = worker_tasks.extract_features
+    task.push_request(id='t1', retries=0)
+    try:
+        with pytest.raises(Reject) as info:
+            task._retry(ConnectionError('Redis restarting'), 0)
+    finally:
+        task.pop_request()
+    assert info.value.requeue is True
+    assert isinstance(info.value.reason, OperationalError)
