@@ -150,13 +150,15 @@ class Client:
         try:
             # Fail fast: Celery's own retries (publishing, subscribing to the
             # result) would hold the caller for tens of seconds, then raise
-            # errors that do not say what is down.
-            store.ping()
+            # errors that do not say what is down. The claim reaches Redis
+            # first; without one, a ping does.
             if key:
                 running = dedup.claim_for_producer(store, key, task_id, self.settings.dedup_ttl,
                                                    self._stored_state)
                 if running is not None:
                     return running
+            else:
+                store.ping()
         except BROKER_FAULTS as e:
             raise BrokerUnavailableError(self.app.conf.broker_url, e) from e
         try:
