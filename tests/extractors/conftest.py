@@ -45,6 +45,16 @@ def b0_weights_file(b0_state_dict, tmp_path_factory):
     return path, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def b0_extractor(weights_file):
+    """An EfficientNetExtractor over ``b0_weights_file``'s (path, sha256)."""
+    from spacer.data_classes import DataLocation
+    from spacer.extractors import EfficientNetExtractor
+    path, digest = weights_file
+    return EfficientNetExtractor(
+        data_locations={'weights': DataLocation('filesystem', str(path))},
+        data_hashes={'weights': digest})
+
+
 @pytest.fixture(scope='session')
 def reference_net(b0_state_dict):
     """efficientnet-pytorch's EfficientNet-B0, same weights."""

@@ -17,13 +17,13 @@ from PIL import Image
 from spacer import config
 from spacer.data_classes import DataLocation
 from spacer.exceptions import ConfigError
-from spacer.extractors import EfficientNetExtractor
 from spacer.extractors.device_crop import crop_on_device, image_to_device
 from spacer.extractors.device_images import (
     load_for_extraction, nvjpeg_can_decode)
 from spacer.extractors.device_pipeline import extract_many, features_on_device
 from spacer.extractors.utils import PatchCropper
 from spacer.storage import storage_for
+from tests.extractors.conftest import b0_extractor
 
 
 def _image(height, width, seed=0):
@@ -56,10 +56,7 @@ def torch_b0(b0_weights_file, monkeypatch):
     """The B0 extractor on torch's CPU device (the GPU path's engine)."""
     monkeypatch.setattr('spacer.extractors.efficientnet.engine_setting',
                         lambda: 'torch')
-    path, digest = b0_weights_file
-    return EfficientNetExtractor(
-        data_locations={'weights': DataLocation('filesystem', str(path))},
-        data_hashes={'weights': digest})
+    return b0_extractor(b0_weights_file)
 
 
 def _photo(seed, height=260, width=330):

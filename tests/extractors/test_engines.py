@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from spacer import config
-from spacer.data_classes import DataLocation
-from spacer.extractors import EfficientNetExtractor, warm
+from spacer.extractors import warm
 from spacer.extractors.engines import (
     OnnxEngine, TorchEngine, onnx_available, to_unit_nchw)
 from spacer.extractors.default_weights import texture_patches
+from tests.extractors.conftest import b0_extractor
 
 pytestmark = pytest.mark.skipif(not onnx_available(),
                                 reason='onnx / onnxruntime not installed')
@@ -23,10 +23,7 @@ def extractor(b0_weights_file, tmp_cache_dir, monkeypatch):
     monkeypatch.setattr(config, 'DEVICE', 'cpu')
     monkeypatch.setattr('spacer.extractors.efficientnet.engine_setting',
                         lambda: 'auto')
-    path, digest = b0_weights_file
-    return EfficientNetExtractor(
-        data_locations={'weights': DataLocation('filesystem', str(path))},
-        data_hashes={'weights': digest})
+    return b0_extractor(b0_weights_file)
 
 
 def test_export_is_cached_by_weights_hash(extractor, tmp_cache_dir,

@@ -9,6 +9,7 @@ from spacer import config
 from spacer.data_classes import DataLocation
 from spacer.extractors import EfficientNetExtractor
 from spacer.extractors.engines import TorchEngine
+from tests.extractors.conftest import b0_extractor
 
 torch = pytest.importorskip('torch')
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -19,10 +20,7 @@ def test_cuda_features_equal_cpu(b0_weights_file, monkeypatch):
     from sklearn.datasets import load_sample_images
     from PIL import Image
 
-    path, digest = b0_weights_file
-    extractor = EfficientNetExtractor(
-        data_locations={'weights': DataLocation('filesystem', str(path))},
-        data_hashes={'weights': digest})
+    extractor = b0_extractor(b0_weights_file)
     im = Image.fromarray(load_sample_images().images[0])
     rng = np.random.default_rng(0)
     points = [(0, 0), (426, 639)] + [
@@ -63,10 +61,7 @@ def test_images_batched_together_on_cuda_equal_cpu(b0_weights_file, monkeypatch)
     from spacer.extractors import warm
     from spacer.extractors.device_pipeline import extract_many
 
-    path, digest = b0_weights_file
-    extractor = EfficientNetExtractor(
-        data_locations={'weights': DataLocation('filesystem', str(path))},
-        data_hashes={'weights': digest})
+    extractor = b0_extractor(b0_weights_file)
     rng = np.random.default_rng(3)
     items = [(Image.fromarray(photo), list(zip(rng.integers(0, 427, n).tolist(),
                                                rng.integers(0, 640, n).tolist())))

@@ -13,19 +13,10 @@ import time
 import pytest
 
 from tests.workers.scenario import Scenario
-from tests.workers.services import (RedisServer, client_for, running_on, wait_until,
-                                    worker_env, workers)
+from tests.workers.services import client_for, running_on, wait_until, worker_env, workers
 from tests.workers.slow_classes import CLASS_PATHS, SlowTrainer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope='module')
-def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp('redis-data'))
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_a_training_on_a_killed_worker_is_run_again_within_minutes(redis_server, tmp_path):

@@ -17,8 +17,7 @@ import pytest
 
 from spacer.data_classes import DataLocation, ImageFeatures
 from tests.workers.scenario import Scenario
-from tests.workers.services import (RedisServer, client_for, running_on, wait_until,
-                                    worker_env, workers)
+from tests.workers.services import client_for, running_on, wait_until, worker_env, workers
 from tests.workers.slow_classes import CLASS_PATHS, SlowExtractor, SlowTrainer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -26,14 +25,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SHORT_LIMITS = dict(EXTRACT_TIME_LIMIT=8, TRAIN_TIME_LIMIT=8, CLASSIFY_TIME_LIMIT=8,
                     TIME_LIMIT_GRACE=1, VISIBILITY_TIMEOUT=10, UNACKED_RESTORE_INTERVAL=1)
 SLOW = 4.0
-
-
-@pytest.fixture(scope='module')
-def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp('redis-data'))
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope='module')
