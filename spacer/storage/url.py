@@ -1,7 +1,9 @@
 """Read-only downloads over http(s), with a per-read timeout, a total
-deadline and a size cap."""
+deadline and a size cap. Bodies stream to an anonymous temporary file, so a
+server that sends without end costs disk up to the cap, not memory."""
 from __future__ import annotations
 
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -52,43 +54,50 @@ class URLStorage(RemoteStorage):
         except (OSError, ValueError, HTTPException) as e:
             # URLError, HTTPError (404...), socket timeouts are all OSErrors.
             raise URLDownloadError(f"Failed to download from the URL '{url}'.", e) from e
-        with response:
-            return BytesIO(self._read_body(url, response))
+        with response, tempfile.TemporaryFile(prefix='spacer-url-') as spool:
+            self._read_body(url, response, spool)
+            spool.seek(0)
+            # One copy in memory, only once the whole body has arrived and
+            # passed every check; BytesIO shares the bytes it is given.
+            return BytesIO(spool.read())
 
-    def _read_body(self, url: str, response) -> bytes:
+    def _read_body(self, url: str, response, spool) -> None:
         declared = response.headers.get('Content-Length')
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             raise URLDownloadError(
                 f"The URL '{url}' holds {declared} bytes, more than the"
                 f" limit of {self.max_bytes}.", ValueError('response too large'))
-        body = bytearray()  # grown in place: no second copy at the end
+        received = 0
         deadline = time.monotonic() + self.deadline
+        while chunk := self._read_chunk(url, response):
+            # Outside the read's error handling: a full temporary disk is
+            # the worker's fault (transient), not the URL's.
+            spool.write(chunk)
+            received += len(chunk)
+            if received > self.max_bytes:
+                raise URLDownloadError(
+                    f"The URL '{url}' sent more than the limit of"
+                    f" {self.max_bytes} bytes.", ValueError('response too large'))
+            if time.monotonic() > deadline:
+                raise URLDownloadError(
+                    f"The URL '{url}' took longer than URL_DEADLINE"
+                    f" ({self.deadline} s) to send its body.",
+                    TimeoutError(f'{received} bytes in {self.deadline} s'))
+        if declared is not None and declared.isdigit() and received < int(declared):
+            raise URLDownloadError(
+                f"Couldn't read the full response from the URL '{url}'.",
+                ValueError(f'got {received} of {declared} bytes'))
+
+    @staticmethod
+    def _read_chunk(url: str, response) -> bytes:
+        """At most one read of the socket (read1), so a server that trickles
+        a byte at a time cannot hold us past the deadline."""
         try:
-            while True:
-                # read1: at most one read of the socket, so a server that
-                # trickles a byte at a time cannot hold us past the deadline.
-                chunk = response.read1(_CHUNK)
-                if not chunk:
-                    break
-                body += chunk
-                if len(body) > self.max_bytes:
-                    raise URLDownloadError(
-                        f"The URL '{url}' sent more than the limit of"
-                        f" {self.max_bytes} bytes.", ValueError('response too large'))
-                if time.monotonic() > deadline:
-                    raise URLDownloadError(
-                        f"The URL '{url}' took longer than URL_DEADLINE"
-                        f" ({self.deadline} s) to send its body.",
-                        TimeoutError(f'{len(body)} bytes in {self.deadline} s'))
+            return response.read1(_CHUNK)
         except (OSError, HTTPException) as e:
             # IncompleteRead (truncated body) and read timeouts land here.
             raise URLDownloadError(
                 f"Couldn't read the full response from the URL '{url}'.", e) from e
-        if declared is not None and declared.isdigit() and len(body) < int(declared):
-            raise URLDownloadError(
-                f"Couldn't read the full response from the URL '{url}'.",
-                ValueError(f'got {len(body)} of {declared} bytes'))
-        return bytes(body)
 
     def exists(self, url: str) -> bool:
         """Best effort: a HEAD request that answers 2xx/3xx."""

@@ -96,6 +96,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if kind == 'slow':
             time.sleep(body)
             body = b'late'
+        if kind == 'forever':  # no length, 1 MiB after 1 MiB until the client leaves
+            self.send_response(200)
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b'f' * (1 << 20))
+            except (BrokenPipeError, ConnectionResetError):
+                return
         if kind == 'trickle':  # one byte every 0.2 s: each read is quick
             self.send_response(200)
             self.send_header('Content-Length', str(len(body)))
@@ -212,3 +220,27 @@ def test_a_trickling_server_cannot_outlast_the_deadline(http_server):
     assert time.monotonic() - started < 3
     assert isinstance(info.value.original_error, TimeoutError)
     assert classify(info.value) == Failure.TRANSIENT
+
+
+def test_a_body_without_end_costs_disk_up_to_the_cap_not_memory(http_server):
+    """The body streams to a temporary file: 64 MiB arrive before the cap
+    refuses them, while Python's allocations stay a few MiB."""
+    import tracemalloc
+    base, routes = http_server
+    routes['/forever'] = ('forever', None)
+    storage = URLStorage(timeout=5, max_bytes=64 << 20, deadline=60)
+    tracemalloc.start()
+    try:
+        with pytest.raises(URLDownloadError, match='more than the limit of 67108864'):
+            storage.load(base + '/forever')
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak
+
+
+def test_a_download_arrives_whole_through_its_temporary_file(http_server):
+    base, routes = http_server
+    body = np.random.RandomState(1).bytes(3 << 20)
+    routes['/whole'] = ('ok', body)
+    assert URLStorage(max_bytes=4 << 20).load(base + '/whole').getvalue() == body
