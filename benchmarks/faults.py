@@ -34,13 +34,6 @@ from tests.workers.slow_classes import CLASS_PATHS, CountingExtractor  # noqa: E
 IMAGE_HW = (120, 160)
 
 
-def pool_children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f'/proc/{pid}/task/{pid}/children').read_text().split()]
-    except OSError:
-        return []
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--tasks', type=int, default=2000)
@@ -102,7 +95,7 @@ def run(args: argparse.Namespace, rng: random.Random, rig: Rig) -> None:
     def inject(fault: str) -> str:
         n = rng.choice(sorted(rig.workers))
         worker = rig.workers[n]
-        children = pool_children(worker.proc.pid)
+        children = worker.pool_children()
         if fault == 'child' and children:
             os.kill(rng.choice(children), signal.SIGKILL)
         elif fault == 'worker':

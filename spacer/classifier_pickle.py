@@ -26,16 +26,19 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.calibration import (
-    CalibratedClassifierCV, _CalibratedClassifier, _SigmoidCalibration)
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import SGDClassifier
-from sklearn.neural_network import MLPClassifier
-from sklearn.neural_network._stochastic_optimizers import (
-    AdamOptimizer, SGDOptimizer)
-from sklearn.preprocessing import LabelBinarizer, LabelEncoder
 
 from spacer.exceptions import ClassifierLoadError
+from spacer.extras import extra_imports
+
+with extra_imports():
+    from sklearn.calibration import (
+        CalibratedClassifierCV, _CalibratedClassifier, _SigmoidCalibration)
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.neural_network._stochastic_optimizers import (
+        AdamOptimizer, SGDOptimizer)
+    from sklearn.preprocessing import LabelBinarizer, LabelEncoder
 
 # Protocol 2, as pyspacer writes: readable by every Python 3 and by the
 # unpicklers of pyspacer and CoralNet.

@@ -13,12 +13,15 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import sklearn
 
 from spacer.calibrated_scores import calibrated_proba
 from spacer.data_classes import ImageFeatures
 from spacer.exceptions import ClassifierLoadError, RowColumnMismatchError
+from spacer.extras import extra_imports
 from spacer.train_utils import check_feature_dim
+
+with extra_imports():
+    import sklearn
 
 Score = tuple[int | None, int | None, list[float]]
 

@@ -15,12 +15,15 @@ from collections import Counter, defaultdict
 from enum import Enum
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from spacer import config
 from spacer.data_classes import ImageLabels
 from spacer.exceptions import TrainingLabelsError
+from spacer.extras import extra_imports
 from spacer.messages import TrainingTaskLabels
+
+with extra_imports():
+    from sklearn.model_selection import train_test_split
 
 SET_NAMES = ('train', 'ref', 'val')
 

@@ -17,17 +17,20 @@ from logging import getLogger
 from typing import Callable
 
 import numpy as np
-from sklearn.linear_model import SGDClassifier
 
 from spacer import config
 from spacer.class_registry import resolve
 from spacer.data_classes import ValResults
 from spacer.exceptions import MessageError, TrainingLabelsError
+from spacer.extras import extra_imports
 from spacer.messages import TrainClassifierReturnMsg, TrainingTaskLabels
 from spacer.task_utils import check_label_types
 from spacer.train_utils import calc_acc, evaluate_classifiers
 from spacer.training.calibration import calibrate_prefit
 from spacer.training.feature_arrays import LabelledArrays, load_labelled_arrays
+
+with extra_imports():
+    from sklearn.linear_model import SGDClassifier
 
 logger = getLogger(__name__)
 

@@ -22,28 +22,17 @@ from __future__ import annotations
 
 from celery import Celery
 
-from workers import routing
+from workers import celery_conf, routing
 from workers.settings import WorkerSettings, load
 
 # Polling of the in-memory transport and result cache; Celery's 1 s
 # default makes every embedded task take a second (facts.md).
 EMBEDDED_POLL_INTERVAL = 0.005
-
-
-def broker_and_backend(settings: WorkerSettings) -> tuple[str, str]:
-    if settings.embedded:
-        return 'memory://localhost/', settings.result_backend or 'cache+memory://'
-    broker = settings.broker_url
-    backend = settings.result_backend
-    if not backend:
-        # Redis can hold results too; other brokers need RESULT_BACKEND for
-        # results to be readable from another process than the sender.
-        backend = broker if broker.startswith(('redis://', 'rediss://')) else 'rpc://'
-    return broker, backend
+REDIS_TRANSPORT = 'workers.redis_transport:Transport'
 
 
 def celery_config(settings: WorkerSettings) -> dict:
-    broker, backend = broker_and_backend(settings)
+    broker, backend = settings.broker_and_backend()
     transport_options: dict = {}
     if broker.startswith(('redis://', 'rediss://', 'sentinel://')):
         transport_options = {
@@ -54,7 +43,16 @@ def celery_config(settings: WorkerSettings) -> dict:
     elif settings.embedded:
         transport_options = {'polling_interval': EMBEDDED_POLL_INTERVAL}
     return dict(
+        # kombu's Redis transport, less a way to lose a message when Redis
+        # goes away mid-delivery (workers.redis_transport).
+        broker_transport=(REDIS_TRANSPORT if broker.startswith('redis://') else None),
+        # Celery reads CELERY_BROKER_URL from the environment before
+        # broker_url, but not before these: the URL chosen by the precedence
+        # of workers.celery_conf is the one used (an embedded worker never
+        # joins a real broker).
         broker_url=broker,
+        broker_read_url=broker,
+        broker_write_url=broker,
         result_backend=backend,
         task_serializer='json',
         result_serializer='json',
@@ -94,6 +92,9 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
     settings = settings or load()
     app = Celery('spacer')
     app.conf.update(celery_config(settings))
+    app.conf.update(celery_conf.django_overrides())
+    # Likewise the result backend: Celery would prefer CELERY_RESULT_BACKEND.
+    app.backend_cls = settings.broker_and_backend()[1]
     app.conf.include = ['workers.tasks']
     app.spacer_settings = settings
     return app

@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = (
     'workers.commands.result',
     'workers.commands.status',
     'workers.commands.dead_letters',
+    'workers.commands.purge',
     'workers.commands.config',
     'workers.mainjob.cli',
 )
@@ -48,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
     except ConfigError as e:
         return _config_error(e)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not getattr(args, 'takes_celery_options', False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.celery_options = extra
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format='%(levelname)s %(name)s: %(message)s')
     func = getattr(args, 'func', None)
@@ -56,10 +61,33 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, 'needs_broker', False):
+            _check_broker()
         code = func(args)
     except ConfigError as e:
         return _config_error(e)
+    except Exception as e:
+        # The broker or the result backend went away: one line, whichever
+        # command was talking to it (Celery's own retries log tracebacks).
+        from workers.client import BROKER_FAULTS
+        from workers.errors import BrokerUnavailableError
+        if not isinstance(e, BROKER_FAULTS):
+            raise
+        if not isinstance(e, BrokerUnavailableError):
+            from workers.app import app
+            e = BrokerUnavailableError(app.conf.broker_write_url, e, consequence=None)
+        print(f"spacer {args.command}: {e}", file=sys.stderr)
+        return 1
     return int(code or 0)
+
+
+def _check_broker() -> None:
+    """Commands that talk to the broker first make sure it answers, so a
+    broker that is down costs one line within BROKER_CONNECT_TIMEOUT."""
+    from workers.app import app
+    from workers.reachability import ensure_reachable
+    if not app.spacer_settings.embedded:
+        ensure_reachable(app)
 
 
 def _config_error(error: Exception) -> int:

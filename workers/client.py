@@ -48,13 +48,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from spacer.exceptions import MessageError
-from workers import routing
-from workers.errors import BrokerUnavailableError, RemoteError
-from workers.keystore import store_for
+# remote_errors: failures are read back by class name from there.
+from workers import outbox, remote_errors, routing  # noqa: F401
+from workers.errors import BrokerUnavailableError, RemoteError, remote_error
+from workers.keystore import redis_client, store_for
 from workers.policies import dedup
+from workers.queues import present_task_ids
 
 
 PROGRESS = 'PROGRESS'  # a running task that reports how far it got (not ready)
+# Seconds between two looks for the message of a job key's holder.
+MESSAGE_GONE_RECHECK = 0.5
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ class TaskResult:
         if self.state == states.SUCCESS:
             return self.value
         if self.ready:
-            raise RemoteError(self.error_type or self.state, self.error_message or '')
+            raise remote_error(self.error_type or self.state, self.error_message or '')
         raise RuntimeError(f"Task {self.id} is not finished ({self.state}).")
 
 
@@ -153,19 +157,28 @@ class Client:
             # errors that do not say what is down. The claim reaches Redis
             # first; without one, a ping does.
             if key:
-                running = dedup.claim_for_producer(store, key, task_id, self.settings.dedup_ttl,
-                                                   self._stored_state)
+                running = dedup.claim_for_producer(
+                    store, key, task_id, self.settings.dedup_ttl, self._stored_state,
+                    message_gone=lambda holder: self._message_gone(queue, holder))
                 if running is not None:
                     return running
             else:
                 store.ping()
+            broker_redis = self._broker_redis()
+            if broker_redis is not None:
+                outbox.keep(broker_redis, task_id, name, queue, body, soft, hard)
         except BROKER_FAULTS as e:
-            raise BrokerUnavailableError(self.app.conf.broker_url, e) from e
+            raise BrokerUnavailableError(self.app.conf.broker_write_url, e) from e
         try:
             self.app.send_task(name, args=[body], task_id=task_id, queue=queue,
                                exchange=queue, routing_key=queue,
                                soft_time_limit=soft, time_limit=hard)
         except BaseException as e:
+            if broker_redis is not None:
+                try:
+                    outbox.drop(broker_redis, [task_id])
+                except BROKER_FAULTS:  # an audit drops it: the task never started
+                    pass
             if key:
                 try:
                     dedup.release_unsent(store, key, task_id)
@@ -174,7 +187,7 @@ class Client:
             if isinstance(e, EncodeError):
                 raise MessageError(f"The {name} message is not JSON: {e}") from e
             if isinstance(e, BROKER_FAULTS):
-                raise BrokerUnavailableError(self.app.conf.broker_url, e) from e
+                raise BrokerUnavailableError(self.app.conf.broker_write_url, e) from e
             raise
         if key:
             try:
@@ -183,8 +196,32 @@ class Client:
                 pass
         return task_id
 
+    def _broker_redis(self) -> Any:
+        """The broker's Redis (queues, copies of sent messages): None for
+        other brokers."""
+        broker = self.app.conf.broker_write_url or ''
+        return redis_client(broker) if broker.startswith(('redis://', 'rediss://')) else None
+
     def _stored_state(self, task_id: str) -> str:
         return AsyncResult(task_id, app=self.app).state
+
+    def _message_gone(self, queue: str, task_id: str) -> bool:
+        """Whether a task that never started has no message left (purged):
+        neither waiting in ``queue`` nor held by a worker. Only a Redis
+        broker can tell; elsewhere the task counts as queued."""
+        client = self._broker_redis()
+        if client is None:
+            return False
+        for attempt in range(2):
+            if task_id in present_task_ids(client, [queue]):
+                return False
+            if attempt == 0:
+                # A worker may have just popped it and not yet recorded it
+                # as unacknowledged: look again once that has surely happened.
+                time.sleep(MESSAGE_GONE_RECHECK)
+                if self._stored_state(task_id) != states.PENDING:
+                    return False
+        return True
 
     def result(self, task_id: str) -> TaskResult:
         """Where one task stands, without waiting."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from celery.worker.consumer import Consumer
 
-from workers.errors import RemoteError
+from workers.errors import remote_error
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +44,8 @@ def fail_refused_message(app: Any, message: Any, exc: BaseException) -> None:
     if not isinstance(task_id, str) or not task_id:
         return
     reason = str(exc)[:REASON_CHARS]
-    error = RemoteError(type(exc).__name__,
-                        f"The worker refused the message of task {task_id}"
+    error = remote_error(type(exc).__name__,
+                         f"The worker refused the message of task {task_id}"
                         f" ({message.content_type or 'no content type'}): {reason}")
     try:
         app.backend.mark_as_failure(task_id, error)

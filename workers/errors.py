@@ -1,12 +1,17 @@
 """
 Errors as a producer sees them.
 
-A task that fails on a worker is stored as ``RemoteError(error_type,
-message)``: both parts are plain strings, so the failure crosses the JSON
-result backend intact and the caller reads the original class name and
-message without importing the worker's code.
+A task that fails on a worker is stored as an instance of a RemoteError
+subclass named after the original error's class (``remote_error``), whose
+one argument is the message: the JSON result backend keeps the class name
+(``exc_type``) and the message, so the caller, Flower and anything that
+groups failures by class read ``ImageDecodeError``, not a wrapper, without
+importing the worker's code. Such classes are found by name in
+``workers.remote_errors``.
 """
 from __future__ import annotations
+
+import functools
 
 
 class RemoteError(Exception):
@@ -26,7 +31,36 @@ class RemoteError(Exception):
     def from_exception(cls, exc: BaseException) -> 'RemoteError':
         if isinstance(exc, RemoteError):
             return exc
-        return cls(type(exc).__name__, str(exc), class_path(exc))
+        return remote_error(type(exc).__name__, str(exc), class_path(exc))
+
+
+class _NamedRemoteError(RemoteError):
+    """Base of the classes ``remote_error_class`` makes: the message is the
+    only argument (what the result backend stores besides the class name)."""
+
+    def __init__(self, message: str = '', error_class: str | None = None):
+        super().__init__(type(self).__name__, message, error_class)
+        self.args = (message,)
+
+    def __reduce__(self):
+        return remote_error, (self.error_type, self.message, self.error_class)
+
+
+@functools.lru_cache(maxsize=1024)
+def remote_error_class(error_type: str) -> type[RemoteError]:
+    """The RemoteError subclass called ``error_type`` (one per name)."""
+    if not error_type.isidentifier() or error_type.startswith('_'):
+        raise ValueError(f"{error_type!r} is not an exception class name.")
+    return type(error_type, (_NamedRemoteError,), {'__module__': 'workers.remote_errors'})
+
+
+def remote_error(error_type: str, message: str, error_class: str | None = None) -> RemoteError:
+    """A failure to store or raise: named ``error_type`` wherever it is read."""
+    try:
+        cls = remote_error_class(error_type)
+    except ValueError:
+        return RemoteError(error_type, message, error_class)
+    return cls(message, error_class)
 
 
 def class_path(exc: BaseException) -> str:
@@ -54,8 +88,10 @@ class BrokerUnavailableError(ConnectionError):
     results use) within BROKER_CONNECT_TIMEOUT: nothing was queued, so the
     caller may submit again later. Names the URL without its password."""
 
-    def __init__(self, url: str, cause: BaseException):
+    def __init__(self, url: str, cause: BaseException,
+                 consequence: str | None = 'nothing was queued'):
         from kombu.utils.url import maybe_sanitize_url
         self.url = maybe_sanitize_url(url)
-        super().__init__(f"Cannot reach the broker at {self.url}: nothing was queued"
+        after = f": {consequence}" if consequence else ''
+        super().__init__(f"Cannot reach the broker at {self.url}{after}"
                          f" ({type(cause).__name__}: {cause}).")

@@ -170,29 +170,41 @@ class MemoryKeyStore:
 
 _EMBEDDED_STORE = MemoryKeyStore()
 _stores: dict[str, RedisKeyStore] = {}
+_clients: dict[str, Any] = {}
 _stores_lock = threading.Lock()
 
 
 def redis_url_of(app: Any) -> str | None:
     """The Redis URL the app's policies use: the result backend's, else the broker's."""
-    for url in (app.conf.result_backend, app.conf.broker_url):
+    # backend_cls: the URL workers.app chose, which Celery's conf would
+    # replace by CELERY_RESULT_BACKEND from the environment.
+    for url in (app.backend_cls or app.conf.result_backend, app.conf.broker_write_url):
         if isinstance(url, str) and url.startswith(('redis://', 'rediss://')):
             return url
     return None
 
 
-def store_for(app: Any) -> RedisKeyStore | MemoryKeyStore:
-    """The key store of ``app`` (one client per URL, reused)."""
-    url = redis_url_of(app)
-    if url is None:
-        return _EMBEDDED_STORE
+def redis_client(url: str) -> Any:
+    """A redis-py client for ``url`` (one per URL, reused)."""
     with _stores_lock:
-        if url not in _stores:
+        if url not in _clients:
             import redis
 
             from spacer import config
-            _stores[url] = RedisKeyStore(redis.Redis.from_url(
+            _clients[url] = redis.Redis.from_url(
                 url, socket_timeout=10,
                 socket_connect_timeout=config.get('BROKER_CONNECT_TIMEOUT'),
-                health_check_interval=30, retry_on_timeout=True))
+                health_check_interval=30, retry_on_timeout=True)
+        return _clients[url]
+
+
+def store_for(app: Any) -> RedisKeyStore | MemoryKeyStore:
+    """The key store of ``app`` (one per URL, reused)."""
+    url = redis_url_of(app)
+    if url is None:
+        return _EMBEDDED_STORE
+    client = redis_client(url)
+    with _stores_lock:
+        if url not in _stores:
+            _stores[url] = RedisKeyStore(client)
         return _stores[url]

@@ -15,7 +15,14 @@ Here every worker on Redis:
   (``spacer:holder:<task id>``, as long as the visibility timeout);
 - every ``DEAD_WORKER_AFTER / 2`` seconds, returns to its queue every
   unacknowledged message older than ``DEAD_WORKER_AFTER`` whose holder's
-  heartbeat has expired (kombu's own atomic ``restore_by_tag``).
+  heartbeat has expired, or that it holds itself but no longer tracks
+  (kombu's own atomic ``restore_by_tag``);
+- settles on a fresh channel the messages whose channel closed while their
+  task ran (``settle_on_fresh_channel``);
+- notices when Redis restarted (its ``run_id`` changed) or could not be
+  reached, and ``DEAD_WORKER_AFTER`` seconds later, once the fleet has
+  settled, has one worker audit the outbox (``workers.outbox``): messages
+  Redis lost in the fault are sent again.
 
 The message keeps its task id: the client waiting on it sees it run again,
 and dedup keeps answering that id. A worker that was only paused longer
@@ -50,14 +57,18 @@ class Liveness:
         self.dead_after = self.settings.dead_worker_after
         # The broker's Redis: kombu's unacked index lives there.
         self.client = redis.Redis.from_url(
-            app.conf.broker_url, socket_timeout=10,
+            app.conf.broker_write_url, socket_timeout=10,
             socket_connect_timeout=config.get('BROKER_CONNECT_TIMEOUT'))
         self.stopped = threading.Event()
+        self.run_id: str | None = None  # Redis's, as last seen
+        self.fault_seen_at: float | None = None  # an outbox audit is due after it
         self.threads = [
             threading.Thread(target=self._every, args=(self.dead_after / 4, self.beat),
                              name='spacer-heartbeat', daemon=True),
             threading.Thread(target=self._every, args=(self.dead_after / 2, self.reap),
-                             name='spacer-reaper', daemon=True)]
+                             name='spacer-reaper', daemon=True),
+            threading.Thread(target=self._every, args=(self.dead_after / 4, self.audit_if_due),
+                             name='spacer-outbox-audit', daemon=True)]
 
     def start(self) -> None:
         self.beat()
@@ -80,28 +91,69 @@ class Liveness:
                                work.__name__, seconds, exc_info=True)
 
     def beat(self) -> None:
-        self.client.set(WORKER_PREFIX + self.hostname, '1', ex=self.dead_after)
+        try:
+            self.client.set(WORKER_PREFIX + self.hostname, '1', ex=self.dead_after)
+            run_id = self.client.info('server').get('run_id')
+        except Exception:
+            self._fault_seen()
+            raise
+        if self.run_id is not None and run_id != self.run_id:
+            self._fault_seen()
+        self.run_id = run_id
+
+    def _fault_seen(self) -> None:
+        if self.fault_seen_at is None:
+            self.fault_seen_at = time.time()
+
+    def audit_if_due(self) -> list[str]:
+        """After a Redis fault, once the fleet has settled, audit the outbox
+        (one worker per fault: the first to take the lock). Ids sent again."""
+        from workers import outbox
+
+        seen = self.fault_seen_at
+        if seen is None or time.time() < seen + self.dead_after:
+            return []
+        self.fault_seen_at = None
+        if not self.client.set(outbox.AUDIT_LOCK, self.hostname, nx=True, ex=self.dead_after):
+            return []  # another worker audits this fault
+        try:
+            return outbox.audit(self.app, self.client, sent_before=seen)
+        except Exception:
+            self._fault_seen()  # try again next time
+            self.client.delete(outbox.AUDIT_LOCK)
+            raise
 
     def hold(self, task_id: str) -> None:
         self.client.set(HOLDER_PREFIX + task_id, self.hostname,
                         ex=self.settings.visibility_timeout)
 
     def reap(self) -> list[str]:
-        """Return the messages of dead workers to their queues; their task ids."""
+        """Return to their queues the messages nobody will finish: those of
+        dead workers, and this worker's own that it no longer tracks (a
+        lost broker connection drops the prefetched ones from memory, and
+        kombu cannot put them back while the broker is down). Their task ids."""
         with self.app.connection_for_write() as connection:
-            channel = connection.default_channel
-            qos = channel.qos
+            qos = connection.default_channel.qos
             oldest = time.time() - self.dead_after
             tags = self.client.zrangebyscore(qos.unacked_index_key, 0, oldest)
             restored = []
+            tracked = _tracked_task_ids() if tags else set()
             for tag in tags:
                 task_id = self._task_id(qos.unacked_key, tag)
-                if task_id is None or self._holder_alive(task_id):
+                if task_id is None:
                     continue
+                holder = self._holder(task_id)
+                if holder == self.hostname:
+                    if task_id in tracked:
+                        continue
+                    why = "was dropped by this worker when its broker connection was lost"
+                elif holder is not None and self._alive(holder):
+                    continue
+                else:
+                    why = "was held by a worker that stopped beating"
                 qos.restore_by_tag(tag, client=self.client)
                 restored.append(task_id)
-                logger.warning("Task %s was held by a worker that stopped beating;"
-                               " its message is back in its queue.", task_id)
+                logger.warning("Task %s %s; its message is back in its queue.", task_id, why)
             return restored
 
     def _task_id(self, unacked_key: str, tag: Any) -> str | None:
@@ -114,23 +166,54 @@ class Liveness:
         except (ValueError, LookupError, TypeError):
             return None  # not a task message of ours: left to the visibility timeout
 
-    def _holder_alive(self, task_id: str) -> bool:
+    def _holder(self, task_id: str) -> str | None:
         holder = self.client.get(HOLDER_PREFIX + task_id)
-        if holder is None:
-            return False
-        name = holder.decode() if isinstance(holder, bytes) else holder
-        return bool(self.client.exists(WORKER_PREFIX + name))
+        return holder.decode() if isinstance(holder, bytes) else holder
+
+    def _alive(self, hostname: str) -> bool:
+        return bool(self.client.exists(WORKER_PREFIX + hostname))
+
+
+def _tracked_task_ids() -> set[str]:
+    """The task ids this worker process is running, holds prefetched, or has
+    scheduled for later (a retry's countdown); read from the reaper thread
+    while the consumer changes them, so copied until a copy succeeds."""
+    from celery.worker.state import requests, scheduled_requests
+    while True:
+        try:
+            return set(requests) | {request.id for request in list(scheduled_requests)}
+        except RuntimeError:  # changed size during the copy
+            continue
+
+
+def settle_on_fresh_channel(app: Any, delivery_tag: str, requeue: bool) -> None:
+    """Acknowledge, or put back in its queue, a Redis message whose channel
+    was closed (the broker connection was lost and made again while its
+    task ran). kombu would do either through the closed channel: an ack
+    fails, and a requeue removes the message from the unacked index without
+    pushing it back, losing it. A fresh channel does both atomically."""
+    with app.connection_for_write() as connection:
+        qos = connection.default_channel.qos
+        if requeue:
+            qos.restore_by_tag(delivery_tag, leftmost=True)
+        else:
+            qos.ack(delivery_tag)
 
 
 _current: dict[str, Liveness] = {}
 
 
+def on_redis(app: Any) -> bool:
+    """Whether app's broker is Redis (RabbitMQ redelivers by itself when a
+    consumer's connection drops, and its channels need none of this)."""
+    broker = str(app.conf.broker_write_url or '') if app else ''
+    return broker.startswith(('redis://', 'rediss://'))
+
+
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     app = getattr(sender, 'app', None)
-    broker = str(getattr(app, 'conf', {}).get('broker_url') or '') if app else ''
-    if not broker.startswith(('redis://', 'rediss://')) or \
-            not hasattr(app, 'spacer_settings'):
-        return  # RabbitMQ redelivers when a consumer's connection drops
+    if not on_redis(app) or not hasattr(app, 'spacer_settings'):
+        return
     liveness = Liveness(app, sender.hostname)
     liveness.start()
     _current['worker'] = liveness

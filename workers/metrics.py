@@ -9,6 +9,9 @@ Why it is built this way:
   are fresh and cost nothing between scrapes. Queue depths come from
   ``workers.queues.queue_depths``, the same figures ``spacer status`` prints
   (Redis priority sub-lists included).
+- Queue depths and the dead-letter count are figures of the whole fleet:
+  one worker at a time exports them (the holder of a short-lived Redis key,
+  ``FleetCollector``), so ``sum()`` over all workers counts each once.
 - Everything is hooked on Celery's signals; ``install()`` connects them once.
   The worker command calls it; the port comes from the ``METRICS_PORT``
   setting (``SPACER_METRICS_PORT``), 0 leaving the endpoint off.
@@ -31,6 +34,7 @@ from celery import signals
 from celery.utils.dispatch import Signal
 
 from spacer import config
+from workers.errors import RemoteError
 
 logger = logging.getLogger(__name__)
 
@@ -83,27 +87,73 @@ class WorkerMetrics:
             buckets=LOAD_BUCKETS, **kwargs)
 
 
-class QueueDepthCollector:
-    """Reads each queue's backlog from the broker when Prometheus scrapes."""
+# The key whose holder exports the fleet's figures, and how long it holds
+# it without a scrape (then another worker's scrape takes over).
+EXPORTER_KEY = 'spacer:metrics:fleet-exporter'
+EXPORTER_TTL = 120
 
-    def __init__(self, app: Any):
+
+class FleetCollector:
+    """The fleet's backlog (queue depths) and dead letters, read when
+    Prometheus scrapes, from the one worker that holds EXPORTER_KEY."""
+
+    def __init__(self, app: Any, hostname: str | None = None):
+        import socket
         self.app = app
+        self.hostname = hostname or f'{socket.gethostname()}:{os.getpid()}'
+
+    def exports(self, store: Any) -> bool:
+        """Whether this worker is the fleet's exporter now (taking the key
+        when nobody holds it, keeping it alive while it does)."""
+        holder = store.claim(EXPORTER_KEY, self.hostname, EXPORTER_TTL)
+        if holder is not None:
+            return False
+        store.replace(EXPORTER_KEY, self.hostname, self.hostname, EXPORTER_TTL)
+        return True
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
+        from workers.keystore import store_for
+        from workers.policies import dead_letters
         from workers.queues import queue_depths
 
-        family = GaugeMetricFamily(
+        depth = GaugeMetricFamily(
             'spacer_queue_depth', 'Tasks waiting in a queue (all priority '
-            'levels), not counting those already taken by a worker.', labels=['queue'])
+            'levels), not counting those already taken by a worker; exported by '
+            'one worker of the fleet.', labels=['queue'])
+        dead = GaugeMetricFamily(
+            'spacer_dead_letters', 'Failed tasks kept as dead letters (spacer '
+            'dead-letters); exported by one worker of the fleet.')
         try:
+            store = store_for(self.app)
+            if not self.exports(store):
+                return
             depths = queue_depths(self.app)
+            dead.add_metric([], dead_letters.count(store))
         except Exception as exc:  # a scrape must not fail because the broker blinked
-            logger.warning("Could not read queue depths: %s", exc)
+            logger.warning("Could not read the fleet's figures: %s", exc)
             return
-        for queue, depth in sorted(depths.items()):
-            family.add_metric([queue], depth)
+        for queue, waiting in sorted(depths.items()):
+            depth.add_metric([queue], waiting)
+        yield depth
+        yield dead
+
+
+class ConsumedQueuesCollector:
+    """``spacer_worker_consumes{queue} 1`` for each queue this worker
+    consumes: summed by queue over the fleet, the live consumers of each."""
+
+    def __init__(self, queues: list[str]):
+        self.queues = list(queues)
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily('spacer_worker_consumes',
+                                   'Queues this worker consumes (1 each).', labels=['queue'])
+        for queue in self.queues:
+            family.add_metric([queue], 1)
         yield family
 
 
@@ -223,7 +273,10 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     if _state.metrics is None or _state.server is not None:
         return
     app = _state.app or getattr(sender, 'app', None)
-    _state.server = serve(metrics_port(), app=app, directory=_state.directory)
+    consumer = getattr(sender, 'task_consumer', None)
+    queues = sorted(q.name for q in getattr(consumer, 'queues', None) or [])
+    _state.server = serve(metrics_port(), app=app, directory=_state.directory,
+                          addr=config.get('METRICS_ADDR'), queues=queues)
 
 
 def _on_worker_shutdown(**_: Any) -> None:
@@ -275,8 +328,10 @@ def _on_postrun(sender: Any = None, task_id: str | None = None, task: Any = None
 
 def _on_failure(sender: Any = None, exception: BaseException | None = None, **_: Any) -> None:
     if _state.metrics is not None and exception is not None:
-        # A RemoteError carries the original class name of a wrapped error.
-        error_class = getattr(exception, 'error_type', None) or type(exception).__name__
+        # A RemoteError carries the original class name of a wrapped error
+        # (never read an error_type attribute of others: redis 8's name a category).
+        error_class = (exception.error_type if isinstance(exception, RemoteError)
+                       else type(exception).__name__)
         _state.metrics.failures.labels(_task_name(sender), error_class).inc()
 
 
@@ -315,8 +370,10 @@ def install() -> None:
     _installed = True
 
 
-def build_registry(app: Any = None, directory: str | None = None) -> Any:
-    """A registry with the worker's task metrics, queue depths and GPU figures."""
+def build_registry(app: Any = None, directory: str | None = None,
+                   queues: list[str] | None = None) -> Any:
+    """A registry with the worker's task metrics, the queues it consumes,
+    the fleet's figures (from one worker) and GPU figures."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -324,7 +381,9 @@ def build_registry(app: Any = None, directory: str | None = None) -> Any:
     if directory:
         MultiProcessCollector(registry, path=directory)
     if app is not None:
-        registry.register(QueueDepthCollector(app))
+        registry.register(FleetCollector(app))
+    if queues:
+        registry.register(ConsumedQueuesCollector(queues))
     gpu = GpuCollector()
     if gpu.available:
         registry.register(gpu)
@@ -332,11 +391,12 @@ def build_registry(app: Any = None, directory: str | None = None) -> Any:
 
 
 def serve(port: int, app: Any = None, directory: str | None = None,
-          addr: str = '0.0.0.0') -> tuple[Any, threading.Thread]:
+          addr: str = '127.0.0.1', queues: list[str] | None = None
+          ) -> tuple[Any, threading.Thread]:
     """Serves /metrics on ``port`` in a daemon thread; returns (server, thread)."""
     from prometheus_client import start_http_server
 
-    registry = build_registry(app, directory)
+    registry = build_registry(app, directory, queues)
     server, thread = start_http_server(port, addr=addr, registry=registry)
     logger.info("Metrics endpoint on http://%s:%d/metrics", addr, port)
     return server, thread

@@ -33,7 +33,7 @@ def redis_depths(client: Any, queue_names: list[str]) -> dict[str, int]:
 
 
 def _broker_depths(app: Any, queue_names: list[str]) -> dict[str, int]:
-    url = app.conf.broker_url or ''
+    url = app.conf.broker_write_url or ''
     if url.startswith(('redis://', 'rediss://')):
         import redis
         client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
@@ -65,3 +65,46 @@ def queue_depths(app_or_redis: Any, queue_names: list[str] | None = None) -> dic
         from workers.settings import load
         queue_names = list(load().queues.values())
     return redis_depths(app_or_redis, queue_names)
+
+
+
+# The task ids of every message waiting in the given lists (queues and
+# their priority lists) or held in the hash of the last key (kombu's
+# unacknowledged messages), read inside Redis a page at a time, so no
+# message crosses the network. A task message's headers hold
+# '"id": "<task id>"' (its body is base64).
+_PRESENT_IDS_SCRIPT = """
+local found = {}
+local page = 500
+local function collect(item)
+  local id = string.match(item, '"id": "([%w%-]+)"')
+  if id then found[#found + 1] = id end
+end
+for i = 1, #KEYS - 1 do
+  local start = 0
+  while true do
+    local items = redis.call('LRANGE', KEYS[i], start, start + page - 1)
+    if #items == 0 then break end
+    for _, item in ipairs(items) do collect(item) end
+    start = start + page
+  end
+end
+local cursor = '0'
+repeat
+  local reply = redis.call('HSCAN', KEYS[#KEYS], cursor, 'COUNT', page)
+  cursor = reply[1]
+  local fields = reply[2]
+  for j = 2, #fields, 2 do collect(fields[j]) end
+until cursor == '0'
+return found
+"""
+
+
+def present_task_ids(client: Any, queues: list[str]) -> set[str]:
+    """Task ids whose messages wait in ``queues`` or are held (delivered,
+    not yet acknowledged) by any worker, on a Redis broker."""
+    from kombu.transport.redis import Channel
+    keys = [key for queue in queues for key in redis_queue_keys(queue)]
+    keys.append(Channel.unacked_key)
+    found = client.eval(_PRESENT_IDS_SCRIPT, len(keys), *keys)
+    return {i.decode() if isinstance(i, bytes) else i for i in found}

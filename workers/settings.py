@@ -45,6 +45,7 @@ from typing import Any
 
 from spacer import config
 from spacer.exceptions import ConfigError
+from workers import celery_conf
 
 QUEUE_KINDS = ('extract', 'train', 'classify')
 
@@ -101,6 +102,17 @@ class WorkerSettings:
         """No broker configured: tasks run in an in-process worker."""
         return not self.broker_url or self.broker_url.startswith('memory://')
 
+    def broker_and_backend(self) -> tuple[str, str]:
+        """The URLs the app connects to: the in-memory ones when embedded."""
+        if self.embedded:
+            return 'memory://localhost/', self.result_backend or 'cache+memory://'
+        broker, backend = self.broker_url, self.result_backend
+        if not backend:
+            # Redis can hold results too; other brokers need RESULT_BACKEND for
+            # results to be readable from another process than the sender.
+            backend = broker if broker.startswith(('redis://', 'rediss://')) else 'rpc://'
+        return broker, backend
+
     def hard_limit(self, kind: str) -> int:
         return self.soft_limits[kind] + self.grace
 
@@ -143,8 +155,12 @@ def load() -> WorkerSettings:
     queues = {kind: read(f'QUEUE_{kind.upper()}', str, kind) for kind in QUEUE_KINDS}
     if len(set(queues.values())) != len(queues):
         raise ConfigError(f"Queue names must differ: {queues}.")
-    broker = read('BROKER_URL')
-    backend = read('RESULT_BACKEND')
+    # spacer's own names first; Celery's only when spacer names no broker
+    # (workers.celery_conf).
+    broker, backend = read('BROKER_URL'), read('RESULT_BACKEND')
+    if not broker:
+        broker = celery_conf.standard_url('BROKER_URL')[0]
+        backend = backend or celery_conf.standard_url('RESULT_BACKEND')[0]
     return WorkerSettings(
         broker_url=broker or None,
         result_backend=backend or None,

@@ -32,8 +32,11 @@ from celery.worker.request import Request
 from celery.worker.state import task_ready
 
 from spacer.exceptions import MessageError
-from workers.errors import DuplicateJobError, RemoteError
+# remote_errors: failures are read back by class name from there.
+from workers import outbox, remote_errors  # noqa: F401
+from workers.errors import DuplicateJobError, RemoteError, remote_error
 from workers.keystore import store_for
+from workers.liveness import on_redis, settle_on_fresh_channel
 from workers.policies import dead_letters, dedup
 from workers.policies.failures import Failure, classify
 from workers.policies.retries import backoff_delay, should_retry
@@ -68,8 +71,8 @@ def _refuse_oversized(app: Any, task_name: str, message: Any, size: int, limit: 
     from workers import metrics
 
     task_id = (message.headers or {}).get('id')
-    error = RemoteError('DataLimitError', f"The {task_name} message is {size} bytes, over"
-                        f" the {limit}-byte limit for it; it was not read.")
+    error = remote_error('DataLimitError', f"The {task_name} message is {size} bytes, over"
+                         f" the {limit}-byte limit for it; it was not read.")
     logger.warning("Task %s[%s] refused: %s", task_name, task_id, error.message)
     metrics.count_refused(task_name, error.error_type)
     if isinstance(task_id, str) and task_id:
@@ -85,7 +88,9 @@ class SpacerRequest(Request):
 
     - a redelivered message whose task already finished is acknowledged
       without running again (``revoked``);
-    - a hard time limit is reported once (``on_timeout``, ``on_failure``).
+    - a hard time limit is reported once (``on_timeout``, ``on_failure``);
+    - a message whose Redis channel closed while its task ran (the broker
+      connection was lost) is acknowledged or requeued on a fresh channel.
 
     When the hard limit kills a pool process, Celery hears of it twice (the
     pool sets the job's result to ``TimeLimitExceeded``, then its timeout
@@ -123,6 +128,34 @@ class SpacerRequest(Request):
             logger.warning("Could not read the stored state of task %s; running it.",
                            self.id, exc_info=True)
             return None
+
+    def acknowledge(self) -> None:
+        if not self.acknowledged and self._channel_closed():
+            self._settle_on_fresh_channel(requeue=False)
+            return
+        super().acknowledge()
+
+    def reject(self, requeue: bool = False) -> None:
+        if not self.acknowledged and self._channel_closed():
+            self._settle_on_fresh_channel(requeue)
+            self.send_event('task-rejected', requeue=requeue)
+            return
+        super().reject(requeue)
+
+    def _channel_closed(self) -> bool:
+        """Whether the Redis channel that delivered the message has closed
+        since (the broker connection was lost and made again)."""
+        return bool(getattr(self._message.channel, 'closed', False)) and on_redis(self.app)
+
+    def _settle_on_fresh_channel(self, requeue: bool) -> None:
+        self.acknowledged = True
+        try:
+            settle_on_fresh_channel(self.app, self._message.delivery_tag, requeue)
+        except Exception:  # noqa: BLE001 - the reaper returns it to its queue later
+            logger.warning("Could not %s the message of task %s[%s] after its broker"
+                           " connection was lost; the liveness reaper will requeue it.",
+                           'requeue' if requeue else 'acknowledge', self.name, self.id,
+                           exc_info=True)
 
     def on_timeout(self, soft: bool, timeout: float) -> None:
         if soft or not self.limit_reported:
@@ -196,8 +229,10 @@ class SpacerTask(Task):
                 raise self._retry(exc, retries)
             raise self._failure(exc, kind, retries) from exc
         finally:
-            if key and not retrying:
-                _release_quietly(store, key, task_id)
+            if not retrying:
+                if key:
+                    _release_quietly(store, key, task_id)
+                outbox.ended(self.app, task_id)
 
     def _retry(self, exc: Exception, retries: int) -> Retry:
         settings = self.app.spacer_settings

@@ -14,7 +14,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import torch
+
+from spacer.extras import extra_imports
+
+with extra_imports():
+    import torch
 
 
 def reflect_index_grid(starts: torch.Tensor, length: int,

@@ -21,12 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 
 from spacer.data_classes import ImageFeatures
 from spacer.extractors.device_crop import crop_on_device, image_to_device
 from spacer.extractors.utils import to_rgb_array
+from spacer.extras import extra_imports
+
+with extra_imports():
+    import torch
 
 
 def image_tensor(im: Image.Image | torch.Tensor,

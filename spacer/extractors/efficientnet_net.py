@@ -13,11 +13,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Mapping
 
-import torch
-from torch import nn
-from torch.nn import functional as F
-
 from spacer.extractors.data_files import WeightsFormatError
+from spacer.extras import extra_imports
+
+with extra_imports():
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
 
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01      # torch's convention for TF's 0.99

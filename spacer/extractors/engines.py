@@ -23,7 +23,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from spacer.extras import extra_imports
+
+with extra_imports():
+    import torch
 
 logger = logging.getLogger(__name__)
 

@@ -29,13 +29,16 @@ import math
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional as F
 
 from spacer.extractors.caffe_proto import (
     CaffeFormatError, CaffeLayer, layer_blobs, net_input, net_layers,
     parse_definition, parse_weights)
+from spacer.extras import extra_imports
+
+with extra_imports():
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
 
 # Mean subtracted from every channel of the 0-255 BGR input (pyspacer's
 # Transformer((128, 128, 128)), scale 1).

@@ -12,7 +12,11 @@ pyspacer's own loader accept.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.calibration import CalibratedClassifierCV
+
+from spacer.extras import extra_imports
+
+with extra_imports():
+    from sklearn.calibration import CalibratedClassifierCV
 
 try:
     from sklearn.frozen import FrozenEstimator

@@ -19,11 +19,15 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-import numba
 import numpy as np
-from numba import njit, prange
-from sklearn.linear_model import SGDClassifier
-from sklearn.utils import check_random_state
+
+from spacer.extras import extra_imports
+
+with extra_imports():
+    import numba
+    from numba import njit, prange
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.utils import check_random_state
 
 # scikit-learn's constants (linear_model/_stochastic_gradient.py, utils/).
 _MAX_INT = np.iinfo(np.int32).max

@@ -22,9 +22,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.neural_network import MLPClassifier
 
+from spacer.extras import extra_imports
 from spacer.training.torch_optim import SklearnAdam
+
+with extra_imports():
+    from sklearn.neural_network import MLPClassifier
 
 SKLEARN_ALPHA = 1e-4
 

@@ -81,7 +81,8 @@ def test_worker_requirements_pin_every_dependency():
             assert spec.operator == '==', f"not pinned exactly: {line}"
             pinned[req.name.lower()] = spec.version
     project = tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']
-    for line in project['dependencies']:
+    extras = project['optional-dependencies']
+    for line in project['dependencies'] + extras['worker'] + extras['report']:
         req = Requirement(line)
         name = req.name.lower()
         if name == 'torch':

@@ -7,6 +7,7 @@ import re
 import subprocess
 import time
 import urllib.request
+from contextlib import ExitStack
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -176,3 +177,45 @@ def _listening(port: int) -> bool:
         return True
     except RuntimeError:
         return False
+
+
+def test_fleet_figures_come_from_one_worker_and_each_says_what_it_consumes(
+        broker_url, client, tmp_path):
+    """Two workers: queue depths and dead letters from exactly one of them
+    (sum() over the fleet is right), and each exports the queues it consumes.
+    The endpoints bind 127.0.0.1 unless METRICS_ADDR says otherwise."""
+    ports = [free_port(), free_port()]
+    with ExitStack() as stack:
+        for n, (port, queues) in enumerate(zip(ports, ('classify', 'train,classify'))):
+            env = worker_env(broker_url, METRICS_PORT=port)
+            log = tmp_path / f'worker{n}.log'
+            stack.enter_context(spacer_worker(
+                ['--queues', queues, '--concurrency', '1', '--hostname', f'm{n}@%h'], env, log))
+            wait_until(lambda: _listening(port), 60, 'the metrics endpoint', log)
+        exported = [scrape(port) for port in ports]
+        exporters = [n for n, samples in enumerate(exported)
+                     if value(samples, 'spacer_dead_letters') is not None]
+        assert len(exporters) == 1, exported
+        assert all(value(s, 'spacer_queue_depth', queue='train') is None
+                   for n, s in enumerate(exported) if n not in exporters)
+        assert value(exported[exporters[0]], 'spacer_queue_depth', queue='train') == 0
+        assert value(exported[0], 'spacer_worker_consumes', queue='classify') == 1
+        assert value(exported[0], 'spacer_worker_consumes', queue='train') is None
+        assert value(exported[1], 'spacer_worker_consumes', queue='train') == 1
+        # The same worker keeps exporting from one scrape to the next.
+        assert value(scrape(ports[exporters[0]]), 'spacer_dead_letters') is not None
+        listening = _listening_addresses()
+        assert all(listening.get(port) == '127.0.0.1' for port in ports), listening
+
+
+def _listening_addresses() -> dict[int, str]:
+    """{port: bound IPv4 address} of the TCP sockets listening here."""
+    found = {}
+    for line in open('/proc/net/tcp').readlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state != '0A':  # LISTEN
+            continue
+        address, port = local.split(':')
+        octets = [str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)]
+        found[int(port, 16)] = '.'.join(octets)
+    return found

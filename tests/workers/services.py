@@ -122,6 +122,19 @@ class Worker:
     def resume(self) -> None:
         os.killpg(self.proc.pid, signal.SIGCONT)
 
+    def kill_main(self) -> None:
+        """kill -9 the main process only (a lost host, as its pool sees it)."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def pool_children(self) -> list[int]:
+        """The pids of the main process's pool children, now."""
+        pid = self.proc.pid
+        try:
+            return [int(p) for p in Path(f'/proc/{pid}/task/{pid}/children').read_text().split()]
+        except OSError:
+            return []
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -129,6 +142,8 @@ class Worker:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.kill()
+        else:  # its main process was killed: end any pool child it left
+            self.kill()
 
 
 @contextmanager

@@ -52,4 +52,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     resend = actions.add_parser('resend', help='queue a dead letter again (removes it)')
     resend.add_argument('task_id')
     actions.add_parser('clear', help='drop every dead letter')
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, needs_broker=True)

@@ -47,7 +47,7 @@ def results_readable(app: Any) -> bool:
     no broker and results stay in the memory of the process that ran them.
     Then an id this process did not run reads as PENDING for ever (and --wait
     would never end); one it ran (spacer used as a library) can be shown."""
-    backend = str(app.conf.result_backend or '')
+    backend = str(app.backend_cls or app.conf.result_backend or '')
     return not (app.spacer_settings.embedded and backend.startswith('cache+memory'))
 
 
@@ -61,4 +61,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('id', help='task id printed by spacer submit')
     parser.add_argument('--wait', action='store_true', help='wait until it finishes')
     parser.add_argument('--timeout', type=float, default=None, help='seconds to wait')
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, needs_broker=True)

@@ -23,18 +23,24 @@ def run(args: argparse.Namespace) -> int:
         workers = app.control.ping(timeout=args.timeout) or []
         info = control.ask(app, timeout=args.timeout)
         dead = dead_letters.count(store_for(app))
-    except Exception as e:
-        print(f"spacer status: cannot reach the broker at {app.conf.broker_url}: "
-              f"{type(e).__name__}: {e}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - whatever the transport raises
+        from workers.errors import BrokerUnavailableError
+        print(f"spacer status: {BrokerUnavailableError(app.conf.broker_write_url, e, None)}",
+              file=sys.stderr)
         return 1
     names = sorted(name for reply in workers for name in reply)
+    consumed_by = {queue: sorted(n for n in names if queue in info.get(n, {}).get('queues', []))
+                   for queue in depths}
     if args.json:
-        print(json.dumps({'queues': depths, 'workers': {n: info.get(n, {}) for n in names},
+        print(json.dumps({'queues': depths, 'consumers': consumed_by,
+                          'workers': {n: info.get(n, {}) for n in names},
                           'dead_letters': dead}, indent=2))
         return 0
-    print("Queues (messages waiting):")
+    print("Queues (messages waiting, live workers consuming):")
     for queue, depth in depths.items():
-        print(f"  {queue:<12} {depth}")
+        consumers = len(consumed_by[queue])
+        alarm = '   <- no live worker consumes this queue' if not consumers else ''
+        print(f"  {queue:<12} {depth:>7} {consumers:>3}{alarm}")
     print(f"Workers ({len(names)} answering):")
     for name in names:
         process = info.get(name, {}).get('process', {})
@@ -54,4 +60,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--timeout', type=float, default=1.0,
                         help='seconds to wait for workers to answer (default: %(default)s)')
     parser.add_argument('--json', action='store_true', help='print JSON')
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, needs_broker=True)

@@ -100,4 +100,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--timeout', type=float, default=None, help='seconds to wait')
     parser.add_argument('--no-dedup', action='store_true',
                         help='queue even if the same job token is pending or running')
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, needs_broker=True)

@@ -11,6 +11,10 @@ worker serves on (a solo pool would hang with a stuck download or GPU call).
   several images are in flight (one decodes or stores while another's
   patches run on the GPU); on the CPU one process uses every core.
 - train / classify (CPU hosts): one process per core.
+
+Any other option of ``celery worker`` (``-E``, ``--autoscale=8,2``,
+``--max-memory-per-child``, ``--prefetch-multiplier``...) is passed through
+to Celery, except a pool other than prefork, refused for the reason above.
 """
 from __future__ import annotations
 
@@ -32,6 +36,22 @@ def pool_for(kinds: set[str], cpus: int, concurrency: int = 0,
     if 'extract' in kinds:
         return 'prefork', concurrency or (GPU_EXTRACT_PROCESSES if gpu else 1)
     return 'prefork', concurrency or cpus
+
+
+def celery_options(options: list[str]) -> list[str]:
+    """Celery worker options given to ``spacer worker``, checked: a pool other
+    than prefork is refused with one line saying why."""
+    for i, option in enumerate(options):
+        name, _, value = option.partition('=')
+        if name in ('-P', '--pool'):
+            if not value:
+                value = options[i + 1] if i + 1 < len(options) else ''
+            if value != 'prefork':
+                raise SystemExit(
+                    f"spacer worker: --pool {value or '(none)'} is refused: only the prefork"
+                    f" pool enforces hard time limits, so spacer workers always use it"
+                    f" (see docs/operations.md).")
+    return options
 
 
 def _kinds(queues: list[str], settings: Any) -> set[str]:
@@ -72,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             '--loglevel', args.loglevel, '--without-gossip', '--without-mingle']
     if args.logfile:
         argv += ['--logfile', args.logfile]
-    app.worker_main(argv)
+    app.worker_main(argv + celery_options(getattr(args, 'celery_options', [])))
     return 0
 
 
@@ -90,4 +110,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--hostname', '-n', help='worker node name')
     parser.add_argument('--loglevel', '-l', default='INFO', help='default: %(default)s')
     parser.add_argument('--logfile', '-f', help='log to this file instead of stderr')
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, takes_celery_options=True)

@@ -99,7 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help='leave out invalid CSV rows and images that fail '
                           'extraction instead of stopping')
     _add_output_options(run)
-    run.set_defaults(func=run_command)
+    run.set_defaults(func=run_command, needs_broker=True)
 
     demo = subparsers.add_parser(
         'demo', help='generate a small synthetic survey and run the main job on it',

@@ -7,6 +7,7 @@ pyspacer return messages.
 """
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
@@ -20,6 +21,7 @@ RETURN_TYPES = {
 }
 
 WAIT_TICK = 0.5   # seconds between on_wait calls while a task runs
+CONSUMERS_TIMEOUT = 2.0  # seconds the live workers have to say which queues they consume
 
 
 class Dispatcher(Protocol):
@@ -50,17 +52,43 @@ class QueueDispatcher:
             from workers import client
         self.client = client
         self.timeout = timeout
+        self._queues_checked: set[str] = set()
+
+    def _client_object(self) -> Any:
+        client = self.client
+        if not hasattr(client, 'settings'):  # the module: its default client
+            client = client.default_client()
+        return client
 
     @property
     def runs_here(self) -> bool:
         """Whether tasks run in this process (the embedded worker)."""
-        client = self.client
-        if not hasattr(client, 'settings'):  # the module: its default client
-            client = client.default_client()
-        return bool(client.settings.embedded)
+        return bool(self._client_object().settings.embedded)
 
     def _submit(self, task_name: str, message: Any) -> str:
-        return self.client.submit(task_name, message)
+        task_id = self.client.submit(task_name, message)
+        self._warn_if_unconsumed(task_name)
+        return task_id
+
+    def _warn_if_unconsumed(self, task_name: str) -> None:
+        """Say so, once per queue, when no live worker consumes the queue a
+        task was sent to: otherwise the job would wait without a word."""
+        from workers import control, routing
+
+        client = self._client_object()
+        queue = client.settings.queues[routing.kind_for(task_name)]
+        if queue in self._queues_checked or client.settings.embedded:
+            return
+        self._queues_checked.add(queue)
+        try:
+            consumed = control.consumers(client.app, CONSUMERS_TIMEOUT).get(queue)
+        except Exception:  # noqa: BLE001 - cannot tell; waiting reports broker faults
+            return
+        if not consumed:
+            kind = routing.kind_for(task_name)
+            print(f"spacer: warning: no live worker consumes the {queue!r} queue; its"
+                  f" tasks wait until one starts (spacer worker --queues {kind}).",
+                  file=sys.stderr, flush=True)
 
     def _wait(self, task_name: str, task_id: str,
               timeout: float | None = None) -> Any:

@@ -8,10 +8,13 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
 
+from spacer.extras import extra_imports
 from workers.mainjob.predictions import Prediction
+
+with extra_imports():
+    from matplotlib import colormaps
 
 MAX_WIDTH = 900
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from spacer.extras import extra_imports
 from workers.mainjob.metrics import LabelStats, ThresholdPoint
+
+with extra_imports():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
 DPI = 100
 

@@ -27,6 +27,7 @@ from spacer.extractors.data_files import file_sha256
 from spacer.messages import (ClassifyFeaturesMsg, ExtractFeaturesMsg,
                              TrainClassifierMsg)
 from spacer.task_utils import SplitMode, preprocess_labels
+from workers.errors import RemoteError
 from workers.mainjob import metrics
 from workers.mainjob.csv_input import (CsvInputError, CsvIssue, PointRow,
                                        format_issues, read_annotations,
@@ -199,7 +200,7 @@ def _make_output_dir(path: Path) -> None:
 
 def _error_type(error: BaseException) -> str:
     """The original class name of a task's error (RemoteError keeps it)."""
-    return getattr(error, 'error_type', None) or type(error).__name__
+    return error.error_type if isinstance(error, RemoteError) else type(error).__name__
 
 
 def _data_files(extractor) -> str:

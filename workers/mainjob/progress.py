@@ -9,7 +9,10 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from tqdm import tqdm
+from spacer.extras import extra_imports
+
+with extra_imports():
+    from tqdm import tqdm
 
 
 def bar(total: int | None, description: str, unit: str, enabled: bool,

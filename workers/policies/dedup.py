@@ -91,7 +91,8 @@ def claim(store: Any, key: str, task_id: str, ttl: int) -> str | None:
 
 
 def claim_for_producer(store: Any, key: str, task_id: str, ttl: int,
-                       state_of: Any, now: float | None = None) -> str | None:
+                       state_of: Any, now: float | None = None,
+                       message_gone: Any = None) -> str | None:
     """``claim`` as a producer does it, before sending: the key is marked
     as being sent (``sent`` clears the mark) and the id of a task holding it
     is returned, except that a key is taken over when it was left behind:
@@ -101,7 +102,10 @@ def claim_for_producer(store: Any, key: str, task_id: str, ttl: int,
       handed back as if it were running;
     - by a send that never completed (Redis went down between the claim
       and the send, and the release failed too), after ``SEND_GRACE``
-      seconds, so an id whose message was never queued is never handed back.
+      seconds, so an id whose message was never queued is never handed back;
+    - by a task that never started and whose message is gone (its queue
+      was purged by ``celery purge``), when ``message_gone(task_id)`` can
+      tell.
 
     ``state_of(task_id)`` reads a task's stored state."""
     mark = f'{SENDING}{task_id}:{now if now is not None else time.time():.3f}'
@@ -114,8 +118,10 @@ def claim_for_producer(store: Any, key: str, task_id: str, ttl: int,
             if _sending_age(holder, now) <= SEND_GRACE:
                 return sending  # another producer is sending it right now
             reason = 'a send that never completed'
-        elif state_of(holder) in FINISHED:
+        elif (state := state_of(holder)) in FINISHED:
             reason = 'finished task'
+        elif state == 'PENDING' and message_gone is not None and message_gone(holder):
+            reason = 'task whose message is gone'
         else:
             return holder
         if store.replace(key, holder, mark, ttl):
@@ -171,9 +177,12 @@ def holder(store: Any, key: str) -> str | None:
 
 def _on_task_failure(sender: Any = None, task_id: str | None = None,
                      args: Any = None, **_: Any) -> None:
-    """Release the key of a task that ended where its body could not (hard limit)."""
+    """Release the key (and drop the outbox copy) of a task that ended where
+    its body could not (hard limit)."""
     if sender is None or not getattr(sender, 'name', '').startswith('spacer.'):
         return
+    from workers import outbox
+    outbox.ended(sender.app, task_id)
     key = job_key(sender.name, args[0] if args else None)
     if key and task_id:
         try:

@@ -1,0 +1,73 @@
+"""
+Celery's own ways in: ``celery -A workers.app worker`` logs each task as
+``spacer worker`` does, and ``spacer worker`` passes Celery's worker
+options through (``-E``, ``--autoscale``) except a pool that cannot
+enforce time limits, which it refuses in one line. Real Redis and workers.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.workers.scenario import Scenario
+from tests.workers.services import ROOT, SPACER, client_for, wait_until, worker_env, workers
+
+pytestmark = [pytest.mark.integration]
+
+CELERY = Path(sys.executable).parent / 'celery'
+
+
+def test_celery_cli_worker_logs_tasks_like_spacer_worker(redis_server, tmp_path):
+    url = redis_server.url(6)
+    log = tmp_path / 'celery.log'
+    with open(log, 'w') as out:
+        proc = subprocess.Popen(
+            [str(CELERY), '-A', 'workers.app', 'worker', '-Q', 'extract', '-c', '1',
+             '-l', 'INFO', '-n', 'plain@%h'],
+            env=worker_env(url), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    try:
+        wait_until(lambda: ' ready.' in log.read_text(), 60, 'the celery worker')
+        client = client_for(url)
+        scenario = Scenario('filesystem', str(tmp_path), n_images=1)
+        scenario.put_images()
+        good = client.submit('extract_features', scenario.extract_msg(0))
+        bad_msg = scenario.extract_msg(0)
+        bad_msg.job_token, bad_msg.image_loc = 'bad', scenario.loc('absent.png')
+        bad = client.submit('extract_features', bad_msg)
+        client.wait(good, 60)
+        assert client.wait_result(bad, 60).state == 'FAILURE'
+        wait_until(lambda: f'[{bad}] raised expected' in log.read_text(), 10, 'the failure line')
+        text = log.read_text()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    assert f'[{good}] received' in text and f'[{good}] succeeded' in text
+    assert f'[{bad}] rejected its input: FileNotFoundError' in text
+    assert 'RemoteError' not in text
+
+
+def test_spacer_worker_passes_celery_options_through(redis_server, tmp_path):
+    env = worker_env(redis_server.url(6))
+    with workers(('events', 'classify', env, tmp_path, '-E', '--autoscale=2,1')) as started:
+        client = client_for(redis_server.url(6))
+        stats = wait_until(lambda: client.app.control.inspect(
+            destination=[started[0].name], timeout=1.0).stats(), 20, 'the worker stats')
+        assert 'task events: ON' in started[0].log_text()
+    autoscaler = stats[started[0].name]['autoscaler']
+    assert (autoscaler['max'], autoscaler['min']) == (2, 1)
+
+
+def test_spacer_worker_refuses_a_pool_without_time_limits_in_one_line(redis_server):
+    done = subprocess.run([str(SPACER), 'worker', '-Q', 'extract', '--pool', 'solo'],
+                          env=worker_env(redis_server.url(6)), cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "spacer worker: --pool solo is refused: only the prefork pool enforces hard time"
+        " limits, so spacer workers always use it (see docs/operations.md)."]

@@ -1,0 +1,103 @@
+"""
+The reaper's choices and the fresh-channel settling, on a Redis server of
+this module's own, with messages taken the way a worker takes them (kombu
+records each in its unacked index until it is acknowledged).
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import replace
+
+import pytest
+import redis
+
+pytestmark = pytest.mark.integration
+
+ME, OTHER = 'me@host', 'other@host'
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def app(redis_server):
+    """An app on a database of its own (kombu remembers the queues it has
+    declared, so emptying one database under it would drop messages)."""
+    from workers.app import make_app
+    from workers.settings import load
+    url = redis_server.url(next(_databases))
+    return make_app(replace(load(), broker_url=url, result_backend=url))
+
+
+@pytest.fixture
+def take_one(app):
+    """Queue a task message, take it unacknowledged (on a connection kept
+    open, as a worker's) and age it past the reaper's threshold; returns
+    (task id, delivery tag)."""
+    connections = []
+
+    def take() -> tuple[str, str]:
+        queue = app.spacer_settings.queues['classify']
+        result = app.send_task('spacer.classify_features', args=[{}], queue=queue,
+                               exchange=queue, routing_key=queue)
+        connection = app.connection_for_write()
+        connections.append(connection)
+        channel = connection.default_channel
+        message = channel.basic_get(queue, no_ack=False)  # send_task has queued it
+        assert message is not None
+        redis.Redis.from_url(app.conf.broker_url).zadd(
+            channel.qos.unacked_index_key, {message.delivery_tag: time.time() - 3600})
+        return result.id, message.delivery_tag
+
+    yield take
+    for connection in connections:
+        connection.release()
+
+
+def queued(app) -> int:
+    return redis.Redis.from_url(app.conf.broker_url).llen(app.spacer_settings.queues['classify'])
+
+
+def unacked(app) -> int:
+    return redis.Redis.from_url(app.conf.broker_url).hlen('unacked')
+
+
+def test_a_message_held_by_a_dead_worker_goes_back_and_a_live_ones_stays(app, take_one):
+    from workers.liveness import Liveness
+    mine, other = Liveness(app, ME), Liveness(app, OTHER)
+    task_id, _ = take_one()
+    other.hold(task_id)
+    other.beat()
+    assert mine.reap() == []
+    redis.Redis.from_url(app.conf.broker_url).delete(f'spacer:worker:{OTHER}')
+    assert mine.reap() == [task_id]
+    assert (queued(app), unacked(app)) == (1, 0)
+
+
+def test_its_own_message_goes_back_only_once_the_worker_no_longer_tracks_it(
+        app, take_one, monkeypatch):
+    """As after a lost broker connection: the consumer forgets what it had
+    prefetched, and kombu could not put it back while Redis was down."""
+    from celery.worker import state
+
+    from workers.liveness import Liveness
+    mine = Liveness(app, ME)
+    mine.beat()
+    task_id, _ = take_one()
+    mine.hold(task_id)
+    monkeypatch.setitem(state.requests, task_id, object())
+    assert mine.reap() == []
+    monkeypatch.delitem(state.requests, task_id)
+    assert mine.reap() == [task_id]
+    assert (queued(app), unacked(app)) == (1, 0)
+
+
+@pytest.mark.parametrize('requeue, expected', [(True, (1, 0)), (False, (0, 0))])
+def test_settling_on_a_fresh_channel_requeues_or_acknowledges(app, take_one, requeue,
+                                                             expected):
+    from workers.liveness import settle_on_fresh_channel
+    _, tag = take_one()
+    assert (queued(app), unacked(app)) == (0, 1)
+    settle_on_fresh_channel(app, tag, requeue)
+    assert (queued(app), unacked(app)) == expected
