@@ -187,7 +187,9 @@ def _read_secrets() -> dict | None:
     return data
 
 
-def _read_django() -> dict | None:
+def django_settings() -> Any:
+    """Django's settings object when this process uses Django and its
+    settings are configured, else None."""
     if 'django' not in sys.modules and not os.getenv('DJANGO_SETTINGS_MODULE'):
         return None
     try:
@@ -196,9 +198,15 @@ def _read_django() -> dict | None:
     except ImportError:
         return None
     try:
-        return settings.SPACER
-    except (ImproperlyConfigured, AttributeError):
+        settings.INSTALLED_APPS  # noqa: B018 (reading a setting loads them)
+    except ImproperlyConfigured:
         return None
+    return settings
+
+
+def _read_django() -> dict | None:
+    settings = django_settings()
+    return getattr(settings, 'SPACER', None) if settings is not None else None
 
 
 _SECRETS: dict | None = None

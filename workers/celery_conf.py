@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from typing import Any
+
+from spacer import config
 
 logger = logging.getLogger(__name__)
 
@@ -44,29 +45,13 @@ PROTECTED = frozenset({
 })
 
 
-def _django_settings() -> Any:
-    """Django's settings object when Django is configured here, else None."""
-    if 'django' not in sys.modules and not os.getenv('DJANGO_SETTINGS_MODULE'):
-        return None
-    try:
-        from django.conf import settings
-        from django.core.exceptions import ImproperlyConfigured
-    except ImportError:
-        return None
-    try:
-        settings.INSTALLED_APPS  # noqa: B018 (touching a setting configures them)
-    except ImproperlyConfigured:
-        return None
-    return settings
-
-
 def standard_url(name: str) -> tuple[str | None, str]:
     """Celery's own value for ``name`` ('BROKER_URL' or 'RESULT_BACKEND') and
     where it came from; (None, '') when neither source sets it."""
     value = os.getenv(NAMESPACE + name)
     if value:
         return value, f'environment variable {NAMESPACE}{name}'
-    settings = _django_settings()
+    settings = config.django_settings()
     value = getattr(settings, NAMESPACE + name, None) if settings is not None else None
     if isinstance(value, str) and value:
         return value, f'Django settings.{NAMESPACE}{name}'
@@ -76,7 +61,7 @@ def standard_url(name: str) -> tuple[str | None, str]:
 def django_overrides() -> dict[str, Any]:
     """Django's ``CELERY_*`` settings as Celery setting names, less the
     protected ones (each ignored with a warning)."""
-    settings = _django_settings()
+    settings = config.django_settings()
     if settings is None:
         return {}
     overrides = {}

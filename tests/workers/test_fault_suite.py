@@ -27,6 +27,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -112,15 +113,26 @@ def test_kills_during_a_batch_of_200_lose_nothing_and_run_nothing_twice(
         assert len(features.point_features) == 2
 
 
-def test_redis_restarted_while_500_tasks_wait_and_run(redis_server, tmp_path, survey):
+@contextmanager
+def two_extract_workers(redis_server, tmp_path, survey):
+    """Two extract workers of 2 pool processes with the default settings,
+    a client, and submit(i) for task i (DummyExtractor)."""
     image, _, outputs = survey
     env = worker_env(redis_server.url())
     client = client_for(redis_server.url())
     extractor = DummyExtractor(feature_dim=8)
+
+    def submit(i: int) -> str:
+        return client.submit('extract_features', extract_msg(i, image, outputs, extractor))
     with workers(('a', 'extract', env, tmp_path, '-c', '2'),
                  ('b', 'extract', env, tmp_path, '-c', '2')):
-        ids = [client.submit('extract_features', extract_msg(i, image, outputs, extractor))
-               for i in range(500)]
+        yield client, submit
+
+
+def test_redis_restarted_while_500_tasks_wait_and_run(redis_server, tmp_path, survey):
+    outputs = survey[2]
+    with two_extract_workers(redis_server, tmp_path, survey) as (client, submit):
+        ids = [submit(i) for i in range(500)]
         wait_until(lambda: sum(1 for t in ids[:100] if client.result(t).state == 'SUCCESS') > 20,
                    120, 'the first tasks to finish')
         redis_server.restart(down_for=2)
@@ -129,32 +141,24 @@ def test_redis_restarted_while_500_tasks_wait_and_run(redis_server, tmp_path, su
     assert len(list(outputs.iterdir())) == 500
 
 
-
 def test_redis_down_for_20_s_while_a_producer_submits(redis_server, tmp_path, survey):
     """Each submit during the outage fails within 5 s with the documented
     error; what was queued before and what is submitted after all runs."""
     from workers.errors import BrokerUnavailableError
-    image, _, outputs = survey
-    env = worker_env(redis_server.url())
-    client = client_for(redis_server.url())
-    extractor = DummyExtractor(feature_dim=8)
-    with workers(('a', 'extract', env, tmp_path, '-c', '2'),
-                 ('b', 'extract', env, tmp_path, '-c', '2')):
-        before = [client.submit('extract_features', extract_msg(i, image, outputs, extractor))
-                  for i in range(100)]
+    outputs = survey[2]
+    with two_extract_workers(redis_server, tmp_path, survey) as (client, submit):
+        before = [submit(i) for i in range(100)]
         redis_server.stop()
         refusals = []
         back_at = time.monotonic() + 20
         while time.monotonic() < back_at:
             started = time.monotonic()
             with pytest.raises(BrokerUnavailableError, match='nothing was queued'):
-                client.submit('extract_features',
-                              extract_msg(1000 + len(refusals), image, outputs, extractor))
+                submit(1000 + len(refusals))
             refusals.append(time.monotonic() - started)
             time.sleep(0.5)
         redis_server.start()
-        after = [client.submit('extract_features', extract_msg(i, image, outputs, extractor))
-                 for i in range(100, 200)]
+        after = [submit(i) for i in range(100, 200)]
         states = Counter(client.wait_result(task_id, 300).state for task_id in before + after)
     assert len(refusals) >= 10 and max(refusals) < 5, refusals
     assert states == {'SUCCESS': 200}, states
