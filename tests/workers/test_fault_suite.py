@@ -16,7 +16,8 @@ write) and real ``spacer worker`` processes:
 
 Executions are counted two ways: CountingExtractor appends a line per
 finished extraction, and each worker logs "succeeded" once per task it ran
-to the end.
+to the end (except a pool child whose main process was killed: its line
+can be lost with its parent).
 """
 from __future__ import annotations
 
@@ -100,12 +101,14 @@ def test_kills_during_a_batch_of_200_lose_nothing_and_run_nothing_twice(
 
         outcomes = {task_id: client.wait_result(task_id, 240) for task_id in ids}
         recovered_in = time.monotonic() - killed_at
-        runs = wait_until(lambda: (lambda c: c if len(c) == len(ids) else None)(
-            succeeded_lines(started)), 30, 'every task to be logged as succeeded')
+        # The orphaned pool child of the killed main process finishes its
+        # task, but its log line can die with its parent: the count files
+        # say how often each ran, the log only that none ran twice.
+        runs = succeeded_lines(started)
 
     assert [o.state for o in outcomes.values()] == ['SUCCESS'] * len(ids)
     assert recovered_in < 180, recovered_in
-    assert set(runs) == set(ids) and set(runs.values()) == {1}, runs.most_common(3)
+    assert set(runs) <= set(ids) and set(runs.values()) <= {1}, runs.most_common(3)
     extractions = {f.name: len(f.read_text().splitlines()) for f in counts.iterdir()}
     assert len(extractions) == len(ids) and set(extractions.values()) == {1}, extractions
     for i in range(len(ids)):
@@ -262,11 +265,11 @@ def test_kills_during_a_training_lose_nothing_and_it_succeeds_within_three_minut
 
         assert 0 <= client.wait(train_id, 180)['acc'] <= 1
         recovered_in = time.monotonic() - killed_at
-        runs = wait_until(lambda: succeeded_lines(started) or None, 30,
-                          'the training to be logged as succeeded')
+        # As above: an orphaned pool child's success line can be lost.
+        runs = succeeded_lines(started)
 
     assert recovered_in < 180, recovered_in
-    assert runs == {train_id: 1}, runs
+    assert set(runs) <= {train_id} and set(runs.values()) <= {1}, runs
     assert sorted(load_classifier(scenario.model_loc).classes_.tolist()) == [1, 2, 3]
     from spacer.data_classes import ValResults
     assert ValResults.load(scenario.valresult_loc).gt
