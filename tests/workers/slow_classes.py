@@ -5,6 +5,7 @@ worker while one is running. Workers allow them through the operator's
 """
 from __future__ import annotations
 
+import os
 import time
 
 from spacer.extractors.dummy import DummyExtractor
@@ -68,7 +69,8 @@ class SlowTrainer(MiniBatchTrainer):
 
 class CountingExtractor(SlowExtractor):
     """SlowExtractor that appends a line to ``<count_dir>/<first point>``
-    each time it finishes, so a run can count executions per task."""
+    each time it finishes, naming the process that ran it, so a run can
+    count executions per task and tell which process each came from."""
 
     def __init__(self, data_locations=None, feature_dim: int = 16, delay: float = 0.0,
                  count_dir: str = '', **kwargs):
@@ -83,7 +85,7 @@ class CountingExtractor(SlowExtractor):
         result = super().__call__(im, rowcols)
         row, col = rowcols[0]
         with open(f'{self.count_dir}/{row}-{col}', 'a') as out:
-            out.write('done\n')
+            out.write(f'{os.getpid()}\n')
         return result
 
     def serialize(self) -> dict:
