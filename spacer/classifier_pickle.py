@@ -172,12 +172,6 @@ def allowed_global(module: str, name: str) -> Callable:
         f"type a classifier is made of.")
 
 
-class _AllowListUnpickler(pickle.Unpickler):
-
-    def find_class(self, module: str, name: str):
-        return allowed_global(module, name)
-
-
 def _patch_estimator(estimator: object) -> None:
     if isinstance(estimator, SGDClassifier):
         # 'log' became 'log_loss' in scikit-learn 1.1 and was removed in 1.3.
@@ -188,6 +182,48 @@ def _patch_estimator(estimator: object) -> None:
         for name, value in list(vars(estimator).items()):
             if isinstance(value, LegacySGDLoss):
                 delattr(estimator, name)
+
+
+class ClassifierUnpickler(pickle.Unpickler):
+    """pyspacer's unpickler of classifier files, on the allow-list:
+    ``load()`` returns a checked, upgraded ``CalibratedClassifierCV`` or
+    raises ClassifierLoadError (a ValueError, as pyspacer's was)."""
+
+    # Modules of scikit-learn 0.17-0.22 whose classes now live elsewhere: a
+    # global the allow-list refuses under the old module is looked up again
+    # under the new one (most are found by class name already).
+    IMPORT_MAPPING = {
+        'sklearn.linear_model.sgd_fast': 'sklearn.linear_model',
+        'sklearn.linear_model.stochastic_gradient': 'sklearn.linear_model',
+    }
+
+    def find_class(self, module: str, name: str) -> Callable:
+        try:
+            return allowed_global(module, name)
+        except ClassifierLoadError:
+            if module not in self.IMPORT_MAPPING:
+                raise
+            return allowed_global(self.IMPORT_MAPPING[module], name)
+
+    def load(self) -> CalibratedClassifierCV:
+        return _checked(self.load_object())
+
+    def load_object(self) -> object:
+        """Whatever the pickle holds (allowed globals only), unchecked."""
+        with warnings.catch_warnings():
+            # scikit-learn warns on every pickle from another version; the
+            # upgrade after loading is the answer to that warning.
+            warnings.filterwarnings('ignore', message=r'Trying to unpickle estimator')
+            try:
+                return super().load()
+            except ClassifierLoadError:
+                raise
+            except Exception as e:
+                raise ClassifierLoadError(
+                    f"Not a classifier file: unpickling failed with "
+                    f"{type(e).__name__}: {e}") from e
+
+    patch_estimator = staticmethod(_patch_estimator)
 
 
 def upgrade_classifier(clf: CalibratedClassifierCV) -> CalibratedClassifierCV:
@@ -493,25 +529,13 @@ def loads_classifier(data: bytes, source: str | None = None) \
         raise ClassifierLoadError(f"{source}: {e}") from e
 
 
-def _unpickle(data: bytes) -> object:
-    with warnings.catch_warnings():
-        # scikit-learn warns on every pickle from another version; the
-        # upgrade after loading is the answer to that warning.
-        warnings.filterwarnings(
-            'ignore', message=r'Trying to unpickle estimator')
-        try:
-            return _AllowListUnpickler(
-                io.BytesIO(data), fix_imports=True, encoding='latin1').load()
-        except ClassifierLoadError:
-            raise
-        except Exception as e:
-            raise ClassifierLoadError(
-                f"Not a classifier file: unpickling failed with "
-                f"{type(e).__name__}: {e}") from e
-
-
 def _load_checked(data: bytes) -> CalibratedClassifierCV:
-    clf = _unpickle(data)
+    return ClassifierUnpickler(io.BytesIO(data), fix_imports=True, encoding='latin1').load()
+
+
+def _checked(clf: object) -> CalibratedClassifierCV:
+    """An unpickled object as a usable classifier, upgraded; else
+    ClassifierLoadError saying what it is instead."""
     if not isinstance(clf, CalibratedClassifierCV):
         raise ClassifierLoadError(
             f"Not a classifier file: it holds a {type(clf).__name__}, "

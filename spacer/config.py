@@ -8,10 +8,12 @@ once at import (as pyspacer does) and exposed as module constants;
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
 import time
+import warnings
 from contextlib import ContextDecorator
 from dataclasses import dataclass
 from logging import basicConfig, getLevelName, getLogger
@@ -27,6 +29,19 @@ logger = getLogger(__name__)
 APP_DIR = Path(__file__).resolve().parent
 REPO_DIR = APP_DIR.parent
 SECRETS_PATH = REPO_DIR / 'secrets.json'
+# The project's own test fixtures (pyspacer kept them in the package).
+LOCAL_FIXTURE_DIR = str(REPO_DIR / 'tests' / 'fixtures')
+# Caffe is never needed (the VGG16 weights run in torch), but pyspacer's
+# callers branch on whether it is installed.
+HAS_CAFFE = importlib.util.find_spec('caffe') is not None
+
+
+def filter_warnings() -> None:
+    """Silence the ResourceWarnings boto3 raises for sockets and files it
+    leaves to the garbage collector (boto/boto3#454); they are noise."""
+    for leaked in ('<ssl.SSLSocket.*>', '<_io.TextIOWrapper.*>'):
+        warnings.filterwarnings('ignore', category=ResourceWarning,
+                                message=f'unclosed.*{leaked}')
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting('EXTRACTORS_CACHE_DIR', str, None,
             'folder where remote extractor files (weights) are cached'),
     Setting('TEST_BUCKET', str, None, 'S3 bucket that tests may write to'),
+    Setting('CN_TEST_EXTRACTORS_BUCKET', str, None,
+            "CoralNet's private S3 bucket of extractor weights for tests"),
+    Setting('CN_FIXTURES_BUCKET', str, None, "CoralNet's private S3 bucket of test fixtures"),
     Setting('LOG_DESTINATION', str, None, "'console' or a log file path"),
     Setting('LOG_LEVEL', str, 'INFO', 'log level used with LOG_DESTINATION'),
     Setting('MAX_IMAGE_PIXELS', int, 10000 * 10000, 'largest image accepted (pixels)',
@@ -209,13 +227,15 @@ def _read_django() -> dict | None:
     return getattr(settings, 'SPACER', None) if settings is not None else None
 
 
-_SECRETS: dict | None = None
-_DJANGO: dict | None = None
+# The two setting sources besides the environment, as last read (reload).
+SECRETS: dict | None = None
+SETTINGS_FROM_DJANGO: dict | None = None
 
 
-def detection_result() -> str:
-    return (("Secrets file found." if _SECRETS else "Secrets file not found.")
-            + (" SPACER Django setting found." if _DJANGO
+def get_config_detection_result() -> str:
+    """Which setting sources were found, for debug output and errors."""
+    return (("Secrets file found." if SECRETS else "Secrets file not found.")
+            + (" SPACER Django setting found." if SETTINGS_FROM_DJANGO
                else " SPACER Django setting not found."))
 
 
@@ -225,8 +245,8 @@ def _lookup(key: str) -> tuple[Any, str]:
     value = os.getenv('SPACER_' + key)
     if _is_set(value):
         return value, f'environment variable SPACER_{key}'
-    for source, where in ((_SECRETS, str(SECRETS_PATH)),
-                          (_DJANGO, f"Django settings.SPACER['{key}']")):
+    for source, where in ((SECRETS, str(SECRETS_PATH)),
+                          (SETTINGS_FROM_DJANGO, f"Django settings.SPACER['{key}']")):
         if source:
             value = source.get(key)
             if _is_set(value):
@@ -245,7 +265,7 @@ def get_config_value(key: str, value_type: type = str, default: Any = 'NO_DEFAUL
     if _is_set(value):
         return _cast(setting, value, where)
     if default == 'NO_DEFAULT':
-        raise ConfigError(f"{key} setting is required. (Debug info: {detection_result()})")
+        raise ConfigError(f"{key} setting is required. (Debug info: {get_config_detection_result()})")
     return default
 
 
@@ -258,9 +278,9 @@ def get(name: str) -> Any:
 
 def reload() -> None:
     """Re-read every setting from its sources."""
-    global _SECRETS, _DJANGO
-    _SECRETS = _read_secrets()
-    _DJANGO = _read_django()
+    global SECRETS, SETTINGS_FROM_DJANGO
+    SECRETS = _read_secrets()
+    SETTINGS_FROM_DJANGO = _read_django()
     module = sys.modules[__name__]
     for setting in SETTINGS:
         setattr(module, setting.name,
@@ -333,6 +353,6 @@ def display_value(setting: Setting, value: Any) -> str:
 
 def check() -> None:
     """Print every setting and where the configuration came from."""
-    print(detection_result())
+    print(get_config_detection_result())
     for setting in SETTINGS:
         print(f"{setting.name}: {display_value(setting, get(setting.name))}")

@@ -13,17 +13,20 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from enum import Enum
+from logging import getLogger
 
 import numpy as np
 
 from spacer import config
-from spacer.data_classes import ImageLabels
+from spacer.data_classes import ImageLabels, LabelId  # noqa: F401 (pyspacer exports it here)
 from spacer.exceptions import TrainingLabelsError
 from spacer.extras import extra_imports
 from spacer.messages import TrainingTaskLabels
 
 with extra_imports():
     from sklearn.model_selection import train_test_split
+
+logger = getLogger(__name__)
 
 SET_NAMES = ('train', 'ref', 'val')
 
@@ -271,4 +274,6 @@ def preprocess_labels(
         if len(labels[name]) == 0:
             raise TrainingLabelsError(
                 f"After preprocessing training data, '{name}' set is empty.")
+    logger.debug("Training labels: %s.", ', '.join(
+        f"{name} {len(labels[name])} points" for name in SET_NAMES))
     return labels

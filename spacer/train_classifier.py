@@ -20,7 +20,7 @@ import numpy as np
 
 from spacer import config
 from spacer.class_registry import resolve
-from spacer.data_classes import ValResults
+from spacer.data_classes import ImageLabels, ValResults
 from spacer.exceptions import MessageError, TrainingLabelsError
 from spacer.extras import extra_imports
 from spacer.messages import TrainClassifierReturnMsg, TrainingTaskLabels
@@ -330,16 +330,18 @@ class MiniBatchTrainer(ClassifierTrainer):
                 _epoch_done(ref_accs, nbr_epochs, on_epoch)
         return model.to_sklearn(ref.features[:1]), ref_accs
 
-    def train(self, labels: TrainingTaskLabels, nbr_epochs: int,
-              clf_type: str, feature_cache_dir: str | None = None,
-              on_epoch: EpochCallback | None = None) \
+    def _train(self, train_labels: ImageLabels, ref_labels: ImageLabels, nbr_epochs: int,
+               clf_type: str, feature_cache_dir: str | None = None,
+               on_epoch: EpochCallback | None = None) \
             -> tuple[object, list[float]]:
-        """The calibrated classifier and the per-epoch ref accuracies
-        (each also told to ``on_epoch`` as soon as it is known)."""
+        """The classifier trained on ``train_labels`` and calibrated on
+        ``ref_labels``, and its per-epoch ref accuracies (each also told to
+        ``on_epoch`` as soon as it is known): pyspacer's training step,
+        before any evaluation, which trainers and their tests call."""
         with config.log_entry_and_exit('loading of training data'):
-            train = load_labelled_arrays(labels.train, feature_cache_dir)
+            train = load_labelled_arrays(train_labels, feature_cache_dir)
         with train, config.log_entry_and_exit('loading of reference data'):
-            ref = load_labelled_arrays(labels.ref, feature_cache_dir)
+            ref = load_labelled_arrays(ref_labels, feature_cache_dir)
             with ref:
                 if ref.feature_dim != train.feature_dim:
                     raise ValueError(
@@ -386,8 +388,8 @@ class MiniBatchTrainer(ClassifierTrainer):
                 f" {sorted(unknown, key=str)[:10]}. Run preprocess_labels()"
                 f" first.")
         started = time.time()
-        clf, ref_accs = self.train(labels, nbr_epochs, clf_type,
-                                   feature_cache_dir, on_epoch)
+        clf, ref_accs = self._train(labels.train, labels.ref, nbr_epochs, clf_type,
+                                    feature_cache_dir, on_epoch)
         classes = clf.classes_.tolist()
 
         # The new and the previous classifiers score the val set in one read.

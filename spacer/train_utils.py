@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from spacer.data_classes import DataLocation, ImageFeatures, ImageLabels
+from spacer.data_classes import DataLocation, ImageFeatures, ImageLabels, LabelId  # noqa: F401 (pyspacer exports it here)
 from spacer.exceptions import ClassifierLoadError
 from spacer.training.feature_arrays import iter_labelled_chunks
 

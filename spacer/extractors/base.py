@@ -25,10 +25,12 @@ the way to computing features (device resolution, ``build_model``).
 from __future__ import annotations
 
 import abc
+import hashlib
 import logging
 import time
-from io import BytesIO
 from concurrent.futures import ThreadPoolExecutor
+from io import BytesIO
+from pathlib import Path
 from typing import Any, Hashable, Iterator, Sequence
 
 import numpy as np
@@ -199,6 +201,34 @@ class FeatureExtractor(abc.ABC):
         """
         return data_files.open_verified(
             key, self.data_locations[key], self.data_hashes.get(key))
+
+    def load_data_into_filesystem(self, key: str) -> tuple[str, bool]:
+        """A local path holding data file ``key`` (a remote or in-memory file
+        is copied into EXTRACTORS_CACHE_DIR once), and whether it was
+        downloaded from remote storage just now. Not hash-checked."""
+        from spacer.storage.cache import cached_path
+        path, downloaded = cached_path(self.data_locations[key])
+        return str(path), downloaded
+
+    def data_filepath_for_cache(self, key: str) -> Path:
+        """Where data file ``key`` is cached (ConfigError without
+        EXTRACTORS_CACHE_DIR). Unlike pyspacer's, the name carries a digest
+        of the whole location, so two files of the same name never collide."""
+        from spacer.storage.cache import cached_file_path
+        return cached_file_path(self.data_locations[key])
+
+    def decache_remote_loaded_file(self, key: str) -> None:
+        """Drop the cached copy of remote data file ``key``, if any, so the
+        next load downloads (and checks) it afresh."""
+        loc = self.data_locations[key]
+        if loc.is_remote:
+            from spacer.storage.cache import evict
+            evict(loc)
+
+    def _check_data_hash(self, data: bytes, key: str) -> None:
+        """HashMismatchError if ``data`` is not what data_hashes[key] names."""
+        data_files.check_digest(key, hashlib.sha256(data).hexdigest(),
+                                self.data_hashes.get(key))
 
     # ---- serialization -------------------------------------------------
 

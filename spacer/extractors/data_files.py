@@ -44,9 +44,10 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest
 
 
-def _mismatch(key: str) -> HashMismatchError:
-    return HashMismatchError(
-        f"Hash doesn't match for extractor's '{key}' file/blob.")
+def check_digest(key: str, digest: str, expected: str | None) -> None:
+    """HashMismatchError unless ``expected`` is None or ``digest``."""
+    if expected is not None and digest != expected:
+        raise HashMismatchError(f"Hash doesn't match for extractor's '{key}' file/blob.")
 
 
 def _storage(loc: DataLocation):
@@ -66,10 +67,11 @@ def verified_digest(key: str, loc: DataLocation,
         from spacer.storage.cache import cached_path, evict
         path, downloaded = cached_path(loc)
         digest = file_sha256(path)
-        if expected is not None and digest != expected:
-            # Next time the file is downloaded afresh, not trusted.
-            evict(loc)
-            raise _mismatch(key)
+        try:
+            check_digest(key, digest, expected)
+        except HashMismatchError:
+            evict(loc)  # next time the file is downloaded afresh, not trusted
+            raise
         return digest, downloaded
 
     if loc.storage_type == 'filesystem':
@@ -77,8 +79,7 @@ def verified_digest(key: str, loc: DataLocation,
     else:
         digest = hashlib.sha256(_storage(loc).load(loc.key).getvalue()) \
             .hexdigest()
-    if expected is not None and digest != expected:
-        raise _mismatch(key)
+    check_digest(key, digest, expected)
     return digest, False
 
 

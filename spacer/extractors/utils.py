@@ -120,6 +120,16 @@ class PatchCropper:
             yield self.crop(rowcols[start:start + batch_size])
 
 
+def crop_simple(im: np.ndarray, center: tuple[int, int], crop_size: int) -> np.ndarray:
+    """The ``crop_size`` square of an (H, W, C) array whose center is
+    ``center`` (row, col), as a view: pyspacer's crop, with no padding, so
+    a square reaching past the array's edge comes back smaller (the caller
+    pads first, as ``PatchCropper`` does)."""
+    top = int(center[0] - crop_size / 2)
+    left = int(center[1] - crop_size / 2)
+    return im[top:top + crop_size, left:left + crop_size, :]
+
+
 def crop_patches(im: Image.Image,
                  rowcols: Sequence[Sequence[int]],
                  crop_size: int = 224) -> np.ndarray:

@@ -20,16 +20,39 @@ import numpy as np
 from spacer.extractors.base import FeatureExtractor
 
 
+class Transformer:
+    """One image to and from the VGG16 network's input, in numpy: RGB HWC
+    to BGR CHW float32 minus ``mean``, times ``scale`` (and back). The
+    network applies the same step to whole batches on its device
+    (``VGG16Net.preprocess``); this is pyspacer's per-image form."""
+
+    def __init__(self, mean: tuple = (0, 0, 0)) -> None:
+        self.mean = np.array(mean, dtype=np.float32)
+        self.scale = 1.0
+
+    def preprocess(self, im: np.ndarray) -> np.ndarray:
+        bgr = np.float32(im)[:, :, ::-1]
+        return ((bgr - self.mean) * self.scale).transpose((2, 0, 1))
+
+    def deprocess(self, im: np.ndarray) -> np.ndarray:
+        bgr = im.transpose((1, 2, 0)) / self.scale + self.mean
+        return np.uint8(bgr[:, :, ::-1])
+
+
 class VGG16CaffeExtractor(FeatureExtractor):
 
     # definition: a Caffe prototxt file, typically deploy.prototxt.
     # weights: a Caffe model file, typically .caffemodel.
     DATA_LOCATION_KEYS = ['definition', 'weights']
 
-    # The Caffe blob whose values are the features.
-    OUTPUT_BLOB = 'fc7'
+    BATCH_SIZE = CPU_BATCH_SIZE = 10
     # VGG16 activations take ~30 MB per patch at their largest layers.
     GPU_BATCH_SIZE = 128
+    # The network runs from this layer (the first convolution; any layer
+    # before it in the definition is skipped, as Caffe's forward(start=)
+    # does) to the blob whose values are the features.
+    START_LAYER = 'conv1_1'
+    SCORE_LAYER = 'fc7'
 
     @property
     def feature_dim(self) -> int:
@@ -40,8 +63,8 @@ class VGG16CaffeExtractor(FeatureExtractor):
 
         definition, _ = self.load_datastream('definition')
         weights, _ = self.load_datastream('weights')
-        net = build_network(
-            definition.read(), weights.read(), self.OUTPUT_BLOB)
+        net = build_network(definition.read(), weights.read(),
+                            self.SCORE_LAYER, self.START_LAYER)
         expected = (3, self.CROP_SIZE, self.CROP_SIZE)
         if tuple(net.input_shape) != expected:
             raise ValueError(

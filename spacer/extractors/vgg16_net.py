@@ -233,13 +233,14 @@ def _fit_blob(layer: str, index: int, blob: np.ndarray,
         f" {blob.shape}, but the net definition needs {expected}.")
 
 
-def plan_network(definition, weights=None,
-                 output_blob: str = 'fc7') -> NetworkPlan:
+def plan_network(definition, weights=None, output_blob: str = 'fc7',
+                 start_layer: str | None = None) -> NetworkPlan:
     """
-    The layers from the input blob to ``output_blob``, with their shapes,
-    and (when ``weights`` is given) their checked weights. ``definition``
-    and ``weights`` are parsed NetParameters (see caffe_proto) or raw
-    file contents (prototxt text, caffemodel bytes).
+    The layers from the input blob (or from the layer ``start_layer``) to
+    ``output_blob``, with their shapes, and (when ``weights`` is given)
+    their checked weights. ``definition`` and ``weights`` are parsed
+    NetParameters (see caffe_proto) or raw file contents (prototxt text,
+    caffemodel bytes).
     """
     if isinstance(definition, (str, bytes)):
         definition = parse_definition(definition)
@@ -253,6 +254,12 @@ def plan_network(definition, weights=None,
             f" (N, C, H, W).")
     layers = [layer for layer in net_layers(definition)
               if layer.type != 'Input']
+    if start_layer is not None:
+        names = [layer.name for layer in layers]
+        if start_layer not in names:
+            raise CaffeFormatError(
+                f"Caffe net definition has no layer '{start_layer}' to start from.")
+        layers = layers[names.index(start_layer):]
     writers = [i for i, layer in enumerate(layers)
                if output_blob in layer.tops]
     if not writers:
@@ -417,7 +424,7 @@ class VGG16Net(nn.Module):
 
 
 def build_network(definition: str | bytes, weights: bytes,
-                  output_blob: str = 'fc7') -> VGG16Net:
+                  output_blob: str = 'fc7', start_layer: str | None = None) -> VGG16Net:
     """A VGG16Net from the contents of a deploy.prototxt and a
     .caffemodel, in eval mode on the CPU."""
-    return VGG16Net(plan_network(definition, weights, output_blob))
+    return VGG16Net(plan_network(definition, weights, output_blob, start_layer))

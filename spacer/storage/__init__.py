@@ -1,4 +1,7 @@
 """Where spacer reads and writes bytes: s3, filesystem, memory and url backends."""
+from __future__ import annotations
+
+from spacer.classifier_pickle import ClassifierUnpickler
 from spacer.storage.base import RemoteStorage, Storage
 from spacer.storage.classifiers import load_classifier, store_classifier
 from spacer.storage.factory import clear_memory_storage, storage_factory, storage_for
@@ -9,7 +12,7 @@ from spacer.storage.s3 import S3Storage
 from spacer.storage.url import URLStorage
 
 __all__ = [
-    'FileSystemStorage', 'MemoryStorage', 'RemoteStorage', 'S3Storage', 'Storage',
+    'ClassifierUnpickler', 'FileSystemStorage', 'MemoryStorage', 'RemoteStorage', 'S3Storage', 'Storage',
     'URLStorage', 'clear_memory_storage', 'load_classifier', 'load_image',
     'storage_factory', 'storage_for', 'store_classifier', 'store_image',
 ]

@@ -53,27 +53,17 @@ def _param_errors(bucket_name: str, key: str) -> Iterator[None]:
 
 
 def s3_client():
-    """A boto3 client per thread (clients are not shared across threads)."""
-    settings = tuple(config.get(name) for name in (
-        'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN',
-        'AWS_PROFILE_NAME', 'AWS_ANONYMOUS', 'AWS_REGION', 'S3_ENDPOINT_URL'))
+    """A boto3 client per thread (clients are not shared across threads),
+    made anew when the AWS settings change."""
+    from spacer import aws
+
+    settings = aws.current_settings()
     cached = getattr(_local, 'client', None)
     if cached is not None and cached[0] == settings:
         return cached[1]
-    import boto3
-    from botocore import UNSIGNED
-    from botocore.config import Config
-
-    key_id, secret, token, profile, anonymous, region, endpoint = settings
-    if anonymous:
-        session = boto3.Session(region_name=region)
-        client_config = Config(signature_version=UNSIGNED, retries={'mode': 'standard'})
-    else:
-        session = boto3.Session(
-            aws_access_key_id=key_id, aws_secret_access_key=secret,
-            aws_session_token=token, profile_name=profile, region_name=region)
-        client_config = Config(retries={'mode': 'standard'})
-    client = session.client('s3', endpoint_url=endpoint, config=client_config)
+    client = aws.create_aws_session().client(
+        's3', region_name=config.get('AWS_REGION'), endpoint_url=aws.endpoint_url('s3'),
+        config=aws.boto_config(retries={'mode': 'standard'}))
     _local.client = (settings, client)
     return client
 

@@ -30,14 +30,23 @@ def _check_scheme(url: str) -> None:
             ValueError(f"only http and https URLs are allowed, not {scheme!r}"))
 
 
+class _TimeoutSetting:
+    """``URLStorage.TIMEOUT``: the URL_TIMEOUT setting, read when used, until
+    a caller sets the class attribute itself (as pyspacer's callers may)."""
+
+    def __get__(self, instance: object, owner: type) -> float:
+        return float(config.get('URL_TIMEOUT'))
+
+
 class URLStorage(RemoteStorage):
     """Keys are URLs. Store and delete are refused: URLs are read-only here."""
 
     storage_type = 'url'
+    TIMEOUT = _TimeoutSetting()  # seconds a read may wait
 
     def __init__(self, timeout: float | None = None, max_bytes: int | None = None,
                  deadline: float | None = None):
-        self.timeout = timeout if timeout is not None else config.get('URL_TIMEOUT')
+        self.timeout = timeout if timeout is not None else type(self).TIMEOUT
         self.max_bytes = max_bytes if max_bytes is not None else config.get('URL_MAX_BYTES')
         self.deadline = deadline if deadline is not None else config.get('URL_DEADLINE')
 

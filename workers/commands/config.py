@@ -10,7 +10,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load()  # validates the combination (e.g. visibility timeout)
     worker_types = {name: (value_type, default) for name, value_type, default in WORKER_SETTINGS}
-    print(config.detection_result())
+    print(config.get_config_detection_result())
     for setting in config.SETTINGS:
         if setting.name == 'VISIBILITY_TIMEOUT':
             value = settings.visibility_timeout  # the effective one, when unset
