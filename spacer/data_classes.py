@@ -21,7 +21,8 @@ from urllib.parse import urlparse
 import numpy as np
 
 from spacer.exceptions import (
-    InvalidFeaturesError, MessageError, RowColumnMismatchError, RowColumnMissingError)
+    InvalidFeaturesError, InvalidMessageError, MessageArgumentError, MessageError,
+    MissingKeyError, RowColumnMismatchError, RowColumnMissingError)
 from spacer.npz_writer import npz_bytes
 from spacer.storage import RemoteStorage, storage_factory
 
@@ -32,14 +33,17 @@ STORAGE_TYPES = ('s3', 'filesystem', 'memory', 'url')
 UINT16_MAX = np.iinfo(np.uint16).max
 
 
-def require(data: Any, key: str, owner: str) -> Any:
-    """data[key], or a MessageError that names the owner and the key."""
+def require(data: Any, key: str, owner: str,
+            missing: type[MessageError] = MissingKeyError) -> Any:
+    """data[key], or an error that names the owner and the key: by default
+    a MissingKeyError (a KeyError, as pyspacer's data[key] raised); classes
+    pyspacer built with cls(**data) pass MessageArgumentError (TypeError)."""
     if not isinstance(data, dict):
         raise MessageError(f"{owner}: expected a JSON object, got {type(data).__name__}.")
     try:
         return data[key]
     except KeyError:
-        raise MessageError(f"{owner}: missing key {key!r}.") from None
+        raise missing(f"{owner}: missing key {key!r}.") from None
 
 
 class DataClass:
@@ -69,8 +73,8 @@ class DataClass:
                 f"{cls.__name__}: expected a JSON object, got {type(data).__name__}.")
         try:
             return cls(**data)
-        except TypeError as e:
-            raise MessageError(f"{cls.__name__}: {e}") from e
+        except TypeError as e:  # a missing or unknown field, as pyspacer's cls(**data)
+            raise MessageArgumentError(f"{cls.__name__}: {e}") from e
 
     def serialize(self) -> dict:
         return dict(self.__dict__)
@@ -87,13 +91,13 @@ class DataLocation(DataClass):
 
     def __init__(self, storage_type: str, key: str, bucket_name: str | None = None):
         if storage_type not in STORAGE_TYPES:
-            raise MessageError(
+            raise InvalidMessageError(
                 f"Storage type {storage_type!r} is not valid; expected one of"
                 f" {', '.join(STORAGE_TYPES)}.")
         if not isinstance(key, str):
             raise MessageError(f"DataLocation key must be a string, got {key!r}.")
         if storage_type == 's3' and not bucket_name:
-            raise MessageError(f"Need bucket_name to use s3 (key {key!r}).")
+            raise InvalidMessageError(f"Need bucket_name to use s3 (key {key!r}).")
         if bucket_name is not None and not isinstance(bucket_name, str):
             raise MessageError(f"bucket_name must be a string, got {bucket_name!r}.")
         self.storage_type = storage_type
@@ -124,8 +128,13 @@ class DataLocation(DataClass):
 
     @classmethod
     def deserialize(cls, data: dict) -> DataLocation:
-        return cls(require(data, 'storage_type', 'DataLocation'),
-                   require(data, 'key', 'DataLocation'),
+        owner = 'DataLocation'
+        unknown = sorted(set(data) - {'storage_type', 'key', 'bucket_name'}) \
+            if isinstance(data, dict) else []
+        if unknown:  # pyspacer's DataLocation(**data) refused them too
+            raise MessageArgumentError(f"{owner}: unknown keys {unknown}.")
+        return cls(require(data, 'storage_type', owner, MessageArgumentError),
+                   require(data, 'key', owner, MessageArgumentError),
                    data.get('bucket_name'))
 
     def serialize(self) -> dict:

@@ -7,20 +7,23 @@ from typing import Any
 
 from spacer.data_classes import DataClass, ImageLabels, LabelId, require
 from spacer.data_classes import DataLocation as _DataLocation
-from spacer.exceptions import MessageError
+from spacer.exceptions import InvalidMessageError, MessageError, MissingKeyError, with_context
 
 TASK_NAMES = ('extract_features', 'train_classifier', 'classify_features', 'classify_image')
 
 
 def _rowcols(value: Any, owner: str) -> list[tuple[int, int]]:
+    # InvalidMessageError: pyspacer asserted these (an AssertionError).
     if not isinstance(value, (list, tuple)):
-        raise MessageError(f"{owner}: rowcols must be a list of [row, col], got {value!r}.")
+        raise InvalidMessageError(
+            f"{owner}: rowcols must be a list of [row, col], got {value!r}.")
     if len(value) == 0:
-        raise MessageError(f"{owner}: Invalid message, rowcols entry is empty.")
+        raise InvalidMessageError(f"{owner}: Invalid message, rowcols entry is empty.")
     out = []
     for entry in value:
         if not isinstance(entry, (list, tuple)) or len(entry) != 2:
-            raise MessageError(f"{owner}: each rowcol must be a [row, col] pair, got {entry!r}.")
+            raise InvalidMessageError(
+                f"{owner}: each rowcol must be a [row, col] pair, got {entry!r}.")
         out.append(tuple(entry))
     return out
 
@@ -55,7 +58,7 @@ def _check_output(value: Any, field: str, owner: str) -> _DataLocation:
     written)."""
     loc = _check_location(value, field, owner)
     if not loc.is_writable:
-        raise MessageError(
+        raise InvalidMessageError(
             f"{owner}: {field}: Write not supported for '{loc.storage_type}' storage type"
             f" (key {loc.key!r}).")
     return loc
@@ -90,16 +93,19 @@ def _check_extractor(value: Any, owner: str):
 
 
 def _location(data: dict, key: str, owner: str) -> _DataLocation:
+    serialized = require(data, key, owner)
     try:
-        return _DataLocation.deserialize(require(data, key, owner))
+        return _DataLocation.deserialize(serialized)
     except MessageError as e:
-        raise MessageError(f"{owner}.{key}: {e}") from e
+        raise with_context(e, f"{owner}.{key}") from e
 
 
 def _extractor(data: dict, owner: str):
     from spacer.extractors import FeatureExtractor
     serialized = require(data, 'extractor', owner)
     class_path = serialized.get('class_path') if isinstance(serialized, dict) else None
+    if isinstance(serialized, dict) and 'class_path' not in serialized:
+        raise MissingKeyError(f"{owner}.extractor: missing key 'class_path'.")
     if isinstance(class_path, str) and class_path.startswith('spacer.extract_features.'):
         from spacer.legacy import warn_once
         warn_once("Extractor class_path 'spacer.extract_features.*' in stored messages",
@@ -325,7 +331,10 @@ class TrainClassifierMsg(DataClass):
         if isinstance(data, dict) and 'trainer_name' in data:
             trainer = data['trainer_name']  # the constructor takes only a name
         else:
-            trainer = ClassifierTrainer.deserialize(require(data, 'trainer', owner))
+            serialized = require(data, 'trainer', owner)
+            if isinstance(serialized, dict) and 'class_path' not in serialized:
+                raise MissingKeyError(f"{owner}.trainer: missing key 'class_path'.")
+            trainer = ClassifierTrainer.deserialize(serialized)
         return cls(job_token=require(data, 'job_token', owner), trainer=trainer,
                    nbr_epochs=require(data, 'nbr_epochs', owner),
                    clf_type=require(data, 'clf_type', owner),
@@ -371,7 +380,7 @@ def _location_list(data: dict, key: str, owner: str) -> list[_DataLocation]:
         try:
             locations.append(_DataLocation.deserialize(entry))
         except MessageError as e:
-            raise MessageError(f"{owner}.{key}[{i}]: {e}") from e
+            raise with_context(e, f"{owner}.{key}[{i}]") from e
     return locations
 
 
@@ -580,7 +589,7 @@ def _indexed(deserialize, data: Any, where: str):
     try:
         return deserialize(data)
     except MessageError as e:
-        raise type(e)(f"{where}: {e}") from e
+        raise with_context(e, where) from e
 
 
 def task_message_class(task_name: str) -> type[DataClass]:
@@ -589,7 +598,7 @@ def task_message_class(task_name: str) -> type[DataClass]:
     try:
         return classes[task_name]
     except (KeyError, TypeError):
-        raise MessageError(
+        raise InvalidMessageError(  # pyspacer asserted it
             f"Unknown task_name {task_name!r}; expected one of {', '.join(TASK_NAMES)}.") from None
 
 
@@ -664,7 +673,7 @@ class JobReturnMsg(DataClass):
         owner = cls.__name__
         original_job = JobMsg.deserialize(require(data, 'original_job', owner))
         ok = require(data, 'ok', owner)
-        results = data.get('results')
+        results = require(data, 'results', owner)
         if ok:
             return_class = return_message_class(original_job.task_name)
             if results is None:
@@ -675,7 +684,7 @@ class JobReturnMsg(DataClass):
             results = [_indexed(return_class.deserialize, r, f'{owner}.results[{i}]')
                        for i, r in enumerate(results)]
         return cls(original_job=original_job, ok=ok, results=results,
-                   error_message=data.get('error_message'))
+                   error_message=require(data, 'error_message', owner))
 
     def serialize(self) -> dict:
         results = self.results

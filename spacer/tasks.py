@@ -14,6 +14,7 @@ import numpy as np
 
 from spacer import config
 from spacer.data_classes import ImageFeatures
+from spacer.exceptions import ending_with_error_line
 from spacer.extractors.data_files import WeightsFormatError
 from spacer.messages import (
     ClassifyFeaturesMsg, ClassifyImageMsg, ClassifyReturnMsg, ExtractFeaturesMsg,
@@ -179,7 +180,7 @@ def run_job(job_msg: JobMsg,
     finished epoch (task_index counts from 0)."""
     _require_message(job_msg, JobMsg, 'process_job')
     run = TASK_FUNCTIONS[job_msg.task_name]
-    results, errors = [], []
+    results, errors, first_error = [], [], None
     for index, task in enumerate(job_msg.tasks):
         try:
             with config.log_entry_and_exit(f'{job_msg.task_name} [{task.job_token}]'):
@@ -192,6 +193,7 @@ def run_job(job_msg: JobMsg,
                 on_failure(task, e)
             logger.error('Error executing job %s: %s', task.job_token, traceback.format_exc())
             results.append(None)
+            first_error = first_error or e
             errors.append(f"Task {task.job_token!r} failed with {type(e).__name__}: {e}\n"
                           f"{traceback.format_exc()}")
     if not errors:
@@ -199,4 +201,6 @@ def run_job(job_msg: JobMsg,
     return JobReturnMsg(
         original_job=job_msg, ok=False,
         results=[r.serialize() if r is not None else None for r in results],
-        error_message='\n'.join(errors))
+        # pyspacer stopped at the first failure: its traceback's last line,
+        # which CoralNet reads, names that one.
+        error_message=ending_with_error_line('\n'.join(errors), first_error))

@@ -21,7 +21,8 @@ import numpy as np
 from spacer import config
 from spacer.class_registry import resolve
 from spacer.data_classes import ImageLabels, ValResults
-from spacer.exceptions import MessageError, TrainingLabelsError
+from spacer.exceptions import (
+    MessageArgumentError, MessageError, MissingKeyError, TrainingLabelsError)
 from spacer.extras import extra_imports
 from spacer.messages import TrainClassifierReturnMsg, TrainingTaskLabels
 from spacer.task_utils import check_label_types
@@ -72,7 +73,9 @@ class ClassifierTrainer(abc.ABC):
     @staticmethod
     def deserialize(data: dict) -> ClassifierTrainer:
         if not isinstance(data, dict) or 'class_path' not in data:
-            raise MessageError(
+            # pyspacer's callers saw a KeyError, or a TypeError for a non-object.
+            error = MissingKeyError if isinstance(data, dict) else MessageArgumentError
+            raise error(
                 f"A trainer must be a JSON object with a class_path,"
                 f" got {data!r}.")
         params = dict(data)
@@ -80,7 +83,7 @@ class ClassifierTrainer(abc.ABC):
         try:
             return trainer_class(**params)
         except TypeError as e:
-            raise MessageError(
+            raise MessageArgumentError(
                 f"{trainer_class.__name__}: bad parameters {params!r}: {e}"
             ) from e
 

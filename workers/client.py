@@ -114,6 +114,20 @@ def _error_parts(exc: Any) -> tuple[str | None, str | None]:
     return type(exc).__name__, repr(exc)
 
 
+def task_result(task_id: str, meta: dict) -> TaskResult:
+    """A TaskResult from a task's stored meta, as the backend decodes it
+    (a failure's ``result`` is the exception)."""
+    state = meta.get('status') or states.PENDING
+    stored = meta.get('result')
+    value = stored if state == states.SUCCESS else None
+    error_type = error_message = tb = None
+    if state in (states.FAILURE, states.RETRY, states.REVOKED):
+        error_type, error_message = _error_parts(stored)
+        tb = meta.get('traceback')
+    progress = dict(stored) if state == PROGRESS and isinstance(stored, dict) else None
+    return TaskResult(task_id, state, value, error_type, error_message, tb, progress)
+
+
 # What a broker or Redis that is down or unreachable raises at the producer.
 BROKER_FAULTS = (ConnectionError, TimeoutError, OperationalError,
                  RedisConnectionError, RedisTimeoutError)
@@ -134,12 +148,15 @@ class Client:
             from workers.embedded import ensure_worker
             ensure_worker(self.app)
 
-    def submit(self, task_name: str | None, message: Any, *, dedup_job: bool = True) -> str:
+    def submit(self, task_name: str | None, message: Any, *, dedup_job: bool = True,
+               priority: int | None = None) -> str:
         """
         Queue ``message`` for ``task_name`` ('extract_features' or
         'spacer.extract_features'...; None: inferred from the message) and
         return the task id. While the same job (task and job token) is
         pending or running, submitting it again returns that task's id.
+        ``priority``: Celery's message priority (on Redis, 0 is served
+        first; RabbitMQ ignores it, its queues declare no maximum).
         """
         name = routing.full_name(task_name) if task_name else routing.task_name_for(message)
         body = to_json(message)
@@ -170,9 +187,10 @@ class Client:
         except BROKER_FAULTS as e:
             raise BrokerUnavailableError(self.app.conf.broker_write_url, e) from e
         try:
+            options = {} if priority is None else {'priority': priority}
             self.app.send_task(name, args=[body], task_id=task_id, queue=queue,
                                exchange=queue, routing_key=queue,
-                               soft_time_limit=soft, time_limit=hard)
+                               soft_time_limit=soft, time_limit=hard, **options)
         except BaseException as e:
             if broker_redis is not None:
                 try:
@@ -225,17 +243,30 @@ class Client:
 
     def result(self, task_id: str) -> TaskResult:
         """Where one task stands, without waiting."""
-        res = AsyncResult(task_id, app=self.app)
-        state = res.state
-        value = res.result if state == states.SUCCESS else None
-        error_type = error_message = tb = None
-        if state in (states.FAILURE, states.RETRY, states.REVOKED):
-            error_type, error_message = _error_parts(res.result)
-            tb = res.traceback
-        progress = None
-        if state == PROGRESS and isinstance(res.result, dict):
-            progress = dict(res.result)
-        return TaskResult(task_id, state, value, error_type, error_message, tb, progress)
+        return task_result(task_id, self.app.backend.get_task_meta(task_id))
+
+    def peek(self, task_ids: Iterable[str]) -> dict[str, TaskResult]:
+        """
+        Where each task stands, from one read of the result backend (a
+        Redis MGET for all of them) and without the backend's retry loop:
+        a periodic collector must never hang on a backend that is down.
+        It gets BrokerUnavailableError at once instead.
+        """
+        ids = list(dict.fromkeys(task_ids))
+        backend = self.app.backend
+        if not ids:
+            return {}
+        if not (hasattr(backend, 'mget') and hasattr(backend, 'get_key_for_task')):
+            return self.poll(ids)
+        try:
+            values = backend.mget([backend.get_key_for_task(i) for i in ids])
+        except BROKER_FAULTS as e:
+            raise BrokerUnavailableError(
+                self.app.conf.result_backend or self.app.conf.broker_write_url, e,
+                consequence=None) from e
+        return {task_id: task_result(task_id, backend.decode_result(value) if value
+                                     else {'status': states.PENDING, 'result': None})
+                for task_id, value in zip(ids, values)}
 
     def poll(self, task_ids: Iterable[str]) -> dict[str, TaskResult]:
         """Where each task stands, without waiting."""
@@ -284,8 +315,9 @@ def default_client() -> Client:
     return _default
 
 
-def submit(task_name: str | None, message: Any, *, dedup_job: bool = True) -> str:
-    return default_client().submit(task_name, message, dedup_job=dedup_job)
+def submit(task_name: str | None, message: Any, *, dedup_job: bool = True,
+           priority: int | None = None) -> str:
+    return default_client().submit(task_name, message, dedup_job=dedup_job, priority=priority)
 
 
 def poll(task_ids: Iterable[str]) -> dict[str, TaskResult]:

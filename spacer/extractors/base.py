@@ -38,7 +38,7 @@ from PIL import Image
 
 from spacer import config
 from spacer.data_classes import DataLocation, ImageFeatures
-from spacer.exceptions import MessageError
+from spacer.exceptions import MessageArgumentError, MessageError, MissingKeyError
 from spacer.extractors import data_files, warm
 from spacer.extractors.utils import PatchCropper
 from spacer.messages import ExtractFeaturesReturnMsg
@@ -256,7 +256,9 @@ class FeatureExtractor(abc.ABC):
         if not isinstance(data, dict) or 'class_path' not in data:
             got = 'an object without one' if isinstance(data, dict) \
                 else type(data).__name__
-            raise MessageError(
+            # pyspacer's callers saw a KeyError, or a TypeError for a non-object.
+            error = MissingKeyError if isinstance(data, dict) else MessageArgumentError
+            raise error(
                 f"A serialized extractor must be a JSON object with a"
                 f" 'class_path', got {got}.")
         working = dict(data)
@@ -267,7 +269,7 @@ class FeatureExtractor(abc.ABC):
             return extractor_class(**working)
         except TypeError as e:
             # A registered class without **kwargs refusing a field.
-            raise MessageError(f"{extractor_class.__name__}: {e}") from e
+            raise MessageArgumentError(f"{extractor_class.__name__}: {e}") from e
 
     def __repr__(self):
         return str(self.serialize())

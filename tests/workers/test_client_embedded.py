@@ -128,7 +128,7 @@ def test_a_message_sent_as_a_keyword_is_read(client):
                                    kwargs={'message': {'job_token': 'kw'}},
                                    queue=client.settings.queues['classify']).id
     outcome = client.wait_result(task_id, 30)
-    assert outcome.error_type == 'MessageError'
+    assert outcome.error_type == 'MissingKeyError'  # a MessageError that is also a KeyError
     assert "missing key 'feature_loc'" in outcome.error_message
 
 

@@ -40,3 +40,8 @@ TIME_ZONE = 'UTC'
 SPACER = {
     'BROKER_URL': os.environ.get('JOBSITE_BROKER_URL', 'redis://127.0.0.1:6379/0'),
 }
+
+# CoralNet's setting: the vision-backend queue class (see jobs/coralnet_stub.py
+# and docs/coralnet.md). This one runs CoralNet's jobs on the spacer fleet.
+SPACER_QUEUE_CHOICE = os.environ.get('JOBSITE_QUEUE_CHOICE',
+                                     'workers.coralnet_queue.CeleryQueue')
