@@ -10,12 +10,13 @@ when features are computed.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Hashable
 from io import BytesIO
-from typing import Any, Hashable
+from typing import Any
 
 import numpy as np
 
-from spacer.extractors.base import FeatureExtractor
+from spacer.extractors.torch_extractors import TorchExtractor, read_checkpoint
 
 ENGINES = ('auto', 'torch', 'onnxruntime')
 
@@ -37,41 +38,27 @@ def engine_setting() -> str:
     return value
 
 
-def read_checkpoint(stream: BytesIO) -> object:
-    """torch.load with only plain tensors and the few numpy types that
-    CoralNet's weights files hold (no arbitrary code from the pickle)."""
-    import codecs
-    import pickle
+class EfficientNetExtractor(TorchExtractor):
+    """CoralNet's EfficientNet-B0; weights: a torch file holding
+    {'net': state_dict}."""
 
-    import torch
-
-    from spacer.extractors.data_files import WeightsFormatError
-
-    core = getattr(np, '_core', None) or np.core
-    allowed = [np.dtype, codecs.encode, np.dtypes.Int64DType,
-               np.dtypes.Float64DType, np.dtypes.Float32DType,
-               core.multiarray.scalar,
-               (core.multiarray.scalar, 'numpy.core.multiarray.scalar')]
-    try:
-        with torch.serialization.safe_globals(allowed):
-            return torch.load(stream, map_location='cpu', weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError,
-            AttributeError, TypeError) as e:
-        raise WeightsFormatError(
-            f"Could not read the EfficientNet weights file as a torch"
-            f" checkpoint: {e}") from e
-
-
-class EfficientNetExtractor(FeatureExtractor):
-
-    # A torch file holding {'net': state_dict}.
-    DATA_LOCATION_KEYS = ['weights']
-    CPU_BATCH_SIZE = 10
+    MODEL_NAME = 'efficientnet-b0'
+    # CoralNet's label set when the weights were trained; the classifier
+    # head exists only so those weights load.
+    NUM_CLASSES = 1275
     GPU_BATCH_SIZE = 256
 
     @property
     def feature_dim(self) -> int:
         return 1280
+
+    @classmethod
+    def untrained_model(cls) -> Any:
+        """pyspacer's B0 (forward gives logits, extract_features the
+        features), freshly initialized."""
+        from spacer.extractors.efficientnet_net import EfficientNet
+        return EfficientNet.from_pretrained(
+            model_name=cls.MODEL_NAME, num_classes=cls.NUM_CLASSES)
 
     def model_variant(self, device: str) -> Hashable:
         return engine_setting() if device == 'cpu' else 'torch'
@@ -98,3 +85,19 @@ class EfficientNetExtractor(FeatureExtractor):
         if hasattr(model, 'run_tensor'):  # a TorchEngine (not ONNX Runtime)
             return model.run_tensor(patches)
         return super().compute_features_on_device(model, patches)
+
+
+# pyspacer defines the network in this module; ours is in efficientnet_net
+# (imported on first use, as it imports torch).
+_NETWORK_NAMES = ('EfficientNet', 'MBConvBlock')
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NETWORK_NAMES:
+        from spacer.extractors import efficientnet_net
+        return getattr(efficientnet_net, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_NETWORK_NAMES))

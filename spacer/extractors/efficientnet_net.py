@@ -1,19 +1,30 @@
 """
-EfficientNet-B0 as CoralNet trained it: the lukemelas/EfficientNet-PyTorch
-layout (TensorFlow "same" padding, swish, BatchNorm eps 1e-3, squeeze and
-excitation), with that package's state_dict key names and shapes so that
-CoralNet's ``efficientnet_b0_ver1.pt`` loads unchanged. The 1275-class head
-exists only so those weights load; features are the 1280-d pooled output
-of the last convolution.
+The EfficientNet family as CoralNet and pyspacer build it: the
+lukemelas/EfficientNet-PyTorch layout (TensorFlow "same" padding, swish,
+BatchNorm eps 1e-3, squeeze and excitation), with that package's
+state_dict key names and shapes, so that CoralNet's
+``efficientnet_b0_ver1.pt`` loads unchanged. Models b0..b7 are scaled
+from the B0 stages by ``efficientnet_utils``.
+
+CoralNet's extractor uses B0 with a 1275-class head that exists only so
+those weights load; its features are the 1280-d pooled output of the
+last convolution (``extract_features``).
 """
 from __future__ import annotations
 
-import math
-from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Mapping
-
-from spacer.extractors.data_files import WeightsFormatError
+from spacer.extractors.efficientnet import EfficientNetExtractor
+from spacer.extractors.efficientnet_utils import (
+    BlockArgs,
+    GlobalParams,
+    drop_connect,
+    efficientnet_params,
+    get_model_params,
+    get_same_padding_conv2d,
+    relu_fn,
+    round_filters,
+    round_repeats,
+)
+from spacer.extractors.torch_extractors import load_checkpoint_into
 from spacer.extras import extra_imports
 
 with extra_imports():
@@ -21,143 +32,185 @@ with extra_imports():
     from torch import nn
     from torch.nn import functional as F
 
-BN_EPS = 1e-3
-BN_MOMENTUM = 0.01      # torch's convention for TF's 0.99
-SE_RATIO = 0.25
-STEM_CHANNELS = 32
-HEAD_CHANNELS = 1280
-NUM_CLASSES = 1275      # CoralNet's label set when the weights were trained
-FEATURE_DIM = HEAD_CHANNELS
+MODEL_NAME = EfficientNetExtractor.MODEL_NAME
+NUM_CLASSES = EfficientNetExtractor.NUM_CLASSES
 
 
-@dataclass(frozen=True)
-class Stage:
-    repeats: int
-    kernel: int
-    stride: int
-    expand: int
-    in_channels: int
-    out_channels: int
-
-
-# EfficientNet-B0 (width and depth coefficients 1.0).
-B0_STAGES = (
-    Stage(1, 3, 1, 1, 32, 16),
-    Stage(2, 3, 2, 6, 16, 24),
-    Stage(2, 5, 2, 6, 24, 40),
-    Stage(3, 3, 2, 6, 40, 80),
-    Stage(3, 5, 1, 6, 80, 112),
-    Stage(4, 5, 2, 6, 112, 192),
-    Stage(1, 3, 1, 6, 192, 320),
-)
-
-
-class SameConv2d(nn.Conv2d):
-    """Conv2d padded like TensorFlow's 'SAME': output size ceil(in/stride),
-    any odd padding going to the bottom/right. Symmetric padding is left to
-    the convolution itself (faster); stride-2 layers pad explicitly."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
-                 stride: int = 1, groups: int = 1, bias: bool = True):
-        symmetric = stride == 1
-        super().__init__(in_channels, out_channels, kernel_size, stride,
-                         padding=(kernel_size - 1) // 2 if symmetric else 0,
-                         groups=groups, bias=bias)
-        self.symmetric = symmetric
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.symmetric:
-            x = F.pad(x, self._same_padding(x.shape[-2], x.shape[-1]))
-        return super().forward(x)
-
-    def _same_padding(self, height: int, width: int) -> list[int]:
-        pads = []
-        for size, k, s in ((width, self.kernel_size[1], self.stride[1]),
-                           (height, self.kernel_size[0], self.stride[0])):
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-            pads += [total // 2, total - total // 2]
-        return pads
-
-
-def _bn(channels: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+def _batch_norm(channels: int, global_params: GlobalParams) -> nn.BatchNorm2d:
+    # torch's momentum is 1 - TensorFlow's.
+    return nn.BatchNorm2d(num_features=channels,
+                          momentum=1 - global_params.batch_norm_momentum,
+                          eps=global_params.batch_norm_epsilon)
 
 
 class MBConvBlock(nn.Module):
     """Mobile inverted bottleneck: expand (1x1), depthwise (kxk), squeeze
-    and excitation, project (1x1), identity skip when shapes allow."""
+    and excitation, project (1x1), identity shortcut when the block keeps
+    its shape (and id_skip allows it)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int,
-                 stride: int, expand: int):
+    def __init__(self, block_args: BlockArgs, global_params: GlobalParams):
         super().__init__()
-        mid = in_channels * expand
-        self.has_expand = expand != 1
-        if self.has_expand:
-            self._expand_conv = SameConv2d(in_channels, mid, 1, bias=False)
-            self._bn0 = _bn(mid)
-        self._depthwise_conv = SameConv2d(mid, mid, kernel, stride,
-                                          groups=mid, bias=False)
-        self._bn1 = _bn(mid)
-        squeezed = max(1, int(in_channels * SE_RATIO))
-        self._se_reduce = SameConv2d(mid, squeezed, 1)
-        self._se_expand = SameConv2d(squeezed, mid, 1)
-        self._project_conv = SameConv2d(mid, out_channels, 1, bias=False)
-        self._bn2 = _bn(out_channels)
-        self.has_skip = stride == 1 and in_channels == out_channels
+        self._block_args = block_args
+        self._bn_mom = 1 - global_params.batch_norm_momentum
+        self._bn_eps = global_params.batch_norm_epsilon
+        se_ratio = block_args.se_ratio
+        self.has_se = se_ratio is not None and 0 < se_ratio <= 1
+        self.id_skip = block_args.id_skip
+        Conv2d = get_same_padding_conv2d(image_size=global_params.image_size)
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        inp = block_args.input_filters
+        mid = inp * block_args.expand_ratio
+        if block_args.expand_ratio != 1:
+            self._expand_conv = Conv2d(in_channels=inp, out_channels=mid,
+                                       kernel_size=1, bias=False)
+            self._bn0 = _batch_norm(mid, global_params)
+        self._depthwise_conv = Conv2d(
+            in_channels=mid, out_channels=mid, groups=mid,
+            kernel_size=block_args.kernel_size, stride=block_args.stride,
+            bias=False)
+        self._bn1 = _batch_norm(mid, global_params)
+        if self.has_se:
+            squeezed = max(1, int(inp * se_ratio))
+            self._se_reduce = Conv2d(in_channels=mid, out_channels=squeezed,
+                                     kernel_size=1)
+            self._se_expand = Conv2d(in_channels=squeezed, out_channels=mid,
+                                     kernel_size=1)
+        self._project_conv = Conv2d(in_channels=mid,
+                                    out_channels=block_args.output_filters,
+                                    kernel_size=1, bias=False)
+        self._bn2 = _batch_norm(block_args.output_filters, global_params)
+        # As in pyspacer, a stage's first block (stride kept as [s]) never
+        # has the shortcut; stride is the int 1 in the blocks after it.
+        self._has_shortcut = bool(
+            self.id_skip and block_args.stride == 1
+            and block_args.input_filters == block_args.output_filters)
+
+    def forward(self, inputs: torch.Tensor,
+                drop_connect_rate: float | None = None) -> torch.Tensor:
         x = inputs
-        if self.has_expand:
-            x = F.silu(self._bn0(self._expand_conv(x)))
-        x = F.silu(self._bn1(self._depthwise_conv(x)))
-        scale = x.mean((2, 3), keepdim=True)
-        scale = self._se_expand(F.silu(self._se_reduce(scale)))
-        x = x * torch.sigmoid(scale)
+        if self._block_args.expand_ratio != 1:
+            x = relu_fn(self._bn0(self._expand_conv(x)))
+        x = relu_fn(self._bn1(self._depthwise_conv(x)))
+        if self.has_se:
+            scale = x.mean((2, 3), keepdim=True)
+            scale = self._se_expand(relu_fn(self._se_reduce(scale)))
+            x = x * torch.sigmoid(scale)
         x = self._bn2(self._project_conv(x))
-        # Drop-connect is a training-time regularizer: absent here.
-        return x + inputs if self.has_skip else x
+        if self._has_shortcut:
+            if drop_connect_rate:
+                x = drop_connect(x, p=drop_connect_rate,
+                                 training=self.training)
+            x = x + inputs
+        return x
 
 
-class EfficientNetB0(nn.Module):
-    """EfficientNet-B0 whose forward() returns the (N, 1280) features."""
+class EfficientNet(nn.Module):
+    """An EfficientNet: stem, MBConv stages, 1x1 head convolution, pooled
+    features (``extract_features``) and a linear classifier
+    (``forward``). Built with ``from_name``."""
 
-    def __init__(self, num_classes: int = NUM_CLASSES):
+    def __init__(self, blocks_args: list[BlockArgs] | None = None,
+                 global_params: GlobalParams | None = None):
         super().__init__()
-        self._conv_stem = SameConv2d(3, STEM_CHANNELS, 3, 2, bias=False)
-        self._bn0 = _bn(STEM_CHANNELS)
-        blocks = []
-        for stage in B0_STAGES:
-            for i in range(stage.repeats):
-                blocks.append(MBConvBlock(
-                    stage.in_channels if i == 0 else stage.out_channels,
-                    stage.out_channels, stage.kernel,
-                    stage.stride if i == 0 else 1, stage.expand))
-        self._blocks = nn.ModuleList(blocks)
-        last = B0_STAGES[-1].out_channels
-        self._conv_head = SameConv2d(last, HEAD_CHANNELS, 1, bias=False)
-        self._bn1 = _bn(HEAD_CHANNELS)
-        # The classifier CoralNet trained with; kept for loading only.
-        self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
+        assert isinstance(blocks_args, list), 'blocks_args should be a list'
+        assert len(blocks_args) > 0, 'block args must be greater than 0'
+        self._global_params = global_params
+        self._blocks_args = blocks_args
+        Conv2d = get_same_padding_conv2d(image_size=global_params.image_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.silu(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
-            x = block(x)
-        x = F.silu(self._bn1(self._conv_head(x)))
+        stem = round_filters(32, global_params)
+        self._conv_stem = Conv2d(3, stem, kernel_size=3, stride=2, bias=False)
+        self._bn0 = _batch_norm(stem, global_params)
+
+        # Built in this order so that a seeded model's initial weights are
+        # pyspacer's.
+        self._blocks = nn.ModuleList([])
+        for stage in blocks_args:
+            stage = stage._replace(
+                input_filters=round_filters(stage.input_filters,
+                                            global_params),
+                output_filters=round_filters(stage.output_filters,
+                                             global_params),
+                num_repeat=round_repeats(stage.num_repeat, global_params))
+            self._blocks.append(MBConvBlock(stage, global_params))
+            if stage.num_repeat > 1:
+                stage = stage._replace(input_filters=stage.output_filters,
+                                       stride=1)
+            for _ in range(stage.num_repeat - 1):
+                self._blocks.append(MBConvBlock(stage, global_params))
+
+        head = round_filters(1280, global_params)
+        self._conv_head = Conv2d(stage.output_filters, head, kernel_size=1,
+                                 bias=False)
+        self._bn1 = _batch_norm(head, global_params)
+        self._dropout = global_params.dropout_rate
+        self._fc = nn.Linear(head, global_params.num_classes)
+
+    def extract_features(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(N, C) features: the last convolution's output, averaged over
+        positions."""
+        x = relu_fn(self._bn0(self._conv_stem(inputs)))
+        rate = self._global_params.drop_connect_rate
+        for index, block in enumerate(self._blocks):
+            # Deeper blocks are dropped more often (training only).
+            x = block(x, drop_connect_rate=rate and rate * (
+                index / len(self._blocks)))
+        x = relu_fn(self._bn1(self._conv_head(x)))
         return x.mean((2, 3))
 
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(N, num_classes) logits."""
+        x = self.extract_features(inputs)
+        if self._dropout:
+            x = F.dropout(x, p=self._dropout, training=self.training)
+        return self._fc(x)
 
-def strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) \
-        -> OrderedDict[str, torch.Tensor]:
-    """Keys saved through DataParallel start with 'module.'; drop it."""
-    return OrderedDict(
-        (k[len('module.'):] if k.startswith('module.') else k, v)
-        for k, v in state_dict.items())
+    @classmethod
+    def from_name(cls, model_name: str,
+                  override_params: dict | None = None) -> EfficientNet:
+        """A freshly initialized model by name ('efficientnet-b0'..'-b7');
+        override_params replaces GlobalParams fields (e.g. num_classes)."""
+        cls._check_model_name_is_valid(model_name)
+        return EfficientNet(*get_model_params(model_name, override_params))
+
+    @classmethod
+    def from_pretrained(cls, model_name: str,
+                        num_classes: int = 1000) -> EfficientNet:
+        """As pyspacer's: despite the name, a freshly initialized model
+        (nothing is downloaded); weights are loaded separately."""
+        model = EfficientNet.from_name(
+            model_name, override_params={'num_classes': num_classes})
+        if num_classes != 1000:
+            # pyspacer draws the classifier a second time; so do we, so
+            # seeded models stay identical.
+            model._fc = nn.Linear(model._fc.in_features, num_classes)
+        return model
+
+    @classmethod
+    def get_image_size(cls, model_name: str) -> int:
+        """The input resolution the named model was designed for."""
+        cls._check_model_name_is_valid(model_name)
+        return efficientnet_params(model_name)[2]
+
+    @classmethod
+    def _check_model_name_is_valid(cls, model_name: str) -> None:
+        valid = ['efficientnet_b' + str(i) for i in range(9)]
+        if model_name.replace('-', '_') not in valid:
+            raise ValueError('model_name should be one of: ' + ', '.join(valid))
 
 
-def _shape_of(value: object) -> tuple | str:
-    return tuple(value.shape) if isinstance(value, torch.Tensor) \
-        else type(value).__name__
+class EfficientNetB0(EfficientNet):
+    """CoralNet's B0 as a feature network: ``forward`` returns the
+    (N, 1280) features. Drop-connect is off (it is random, and only for
+    training), so train-mode passes such as BatchNorm calibration are
+    deterministic."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES):
+        super().__init__(*get_model_params(MODEL_NAME, {
+            'num_classes': num_classes, 'drop_connect_rate': None}))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.extract_features(inputs)
 
 
 def load_b0(checkpoint: object) -> EfficientNetB0:
@@ -167,39 +220,9 @@ def load_b0(checkpoint: object) -> EfficientNetB0:
     unexpected or wrongly shaped tensors) raises WeightsFormatError naming
     what is wrong.
     """
-    if not isinstance(checkpoint, Mapping) or 'net' not in checkpoint:
-        found = sorted(map(str, checkpoint))[:5] \
-            if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
-        raise WeightsFormatError(
-            f"EfficientNet weights must be a dict {{'net': state_dict}};"
-            f" found {found}.")
-    state_dict = checkpoint['net']
-    if not isinstance(state_dict, Mapping):
-        raise WeightsFormatError(
-            f"EfficientNet weights' 'net' must be a state_dict, not"
-            f" {type(state_dict).__name__}.")
-    state_dict = strip_module_prefix(state_dict)
-    model = EfficientNetB0()
-    expected = model.state_dict()
-    # BatchNorm fills in num_batches_tracked for checkpoints made before
-    # torch 0.4.1, as pyspacer's strict load does.
-    missing = [k for k in expected if k not in state_dict
-               and not k.endswith('num_batches_tracked')]
-    unexpected = [k for k in state_dict if k not in expected]
-    if missing or unexpected:
-        raise WeightsFormatError(
-            "Weights file does not hold an EfficientNet-B0 state_dict"
-            f" (lukemelas layout): {len(missing)} missing keys"
-            f" {missing[:3]}, {len(unexpected)} unexpected keys"
-            f" {unexpected[:3]}.")
-    wrong = [(k, _shape_of(v), tuple(expected[k].shape))
-             for k, v in state_dict.items()
-             if _shape_of(v) != tuple(expected[k].shape)]
-    if wrong:
-        raise WeightsFormatError(
-            "Weights file has tensors of the wrong shape for EfficientNet-B0"
-            f" (key, found, expected): {wrong[:3]}.")
-    model.load_state_dict(state_dict)
+    model = load_checkpoint_into(
+        EfficientNetB0(), checkpoint, family='EfficientNet',
+        architecture='EfficientNet-B0', layout=' (lukemelas layout)')
     model.eval()
     model.requires_grad_(False)
     return model
