@@ -412,6 +412,9 @@ def queue_run(jpegs, weights, digest, redis_server: str, processes: int,
     url = f'redis://127.0.0.1:{port}/0'
     env.update(SPACER_BROKER_URL=url, SPACER_RESULT_BACKEND=url,
                SPACER_JPEG_DECODER=decoder, PYTHONPATH=str(ROOT))
+    # the worker may read and write the run's own files only
+    env.setdefault('SPACER_FILESYSTEM_ROOTS', os.pathsep.join(
+        str(Path(p).resolve().parent) for p in (jpegs[0], weights, out_dir / 'x', log_dir / 'x')))
     worker_log = log_dir / f'worker_{processes}_{decoder}_{points}.log'
     worker = subprocess.Popen(
         [sys.executable, '-m', 'workers.cli', 'worker', '--queues', 'extract',

@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from spacer.exceptions import ClassifierLoadError
+from spacer.content_free import describe, global_name, without_content
 from spacer.extras import extra_imports
 
 with extra_imports():
@@ -167,8 +168,8 @@ def allowed_global(module: str, name: str) -> Callable:
             and name in _SKLEARN_CLASSES:
         return _SKLEARN_CLASSES[name]
     raise ClassifierLoadError(
-        f"Refused to load the classifier: it names the global "
-        f"'{module}.{name}', which is not a scikit-learn, numpy or scipy "
+        f"Refused to load the classifier: it names "
+        f"{global_name(module, name)}, which is not a scikit-learn, numpy or scipy "
         f"type a classifier is made of.")
 
 
@@ -219,9 +220,9 @@ class ClassifierUnpickler(pickle.Unpickler):
             except ClassifierLoadError:
                 raise
             except Exception as e:
-                raise ClassifierLoadError(
+                raise ClassifierLoadError(  # pickle's text quotes the bytes
                     f"Not a classifier file: unpickling failed with "
-                    f"{type(e).__name__}: {e}") from e
+                    f"{describe(e)}.") from without_content(e)
 
     patch_estimator = staticmethod(_patch_estimator)
 
@@ -279,6 +280,15 @@ def _describe(value: object) -> str:
     return f"{'an' if name[0] in 'aeiouAEIOU' else 'a'} {name}"
 
 
+def _shown(value: object) -> str:
+    """A value read from the file as an error may show it: a number (a size
+    or a parameter) as itself, anything else (a string may be any bytes of
+    the file) by its type only."""
+    if _is_int(value) or isinstance(value, (float, np.floating)):
+        return repr(value)
+    return _describe(value)
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) \
         and not isinstance(value, (bool, np.bool_))
@@ -326,7 +336,7 @@ def _check_n_features(estimator: object, part: str | None, dim: int) -> None:
     if value is not None and (not _is_int(value) or value != dim):
         raise _Malformed('n_features_in_' if part is None
                          else f"{part}.n_features_in_",
-                         f"is {value!r} but the weights take {dim} features")
+                         f"is {_shown(value)} but the weights take {dim} features")
 
 
 def _mlp_activations() -> frozenset[str]:
@@ -361,17 +371,17 @@ def _check_mlp(mlp: MLPClassifier, part: str) -> tuple[int, int]:
     layers = getattr(mlp, 'n_layers_', None)
     if not _is_int(layers) or layers != len(coefs) + 1:
         raise _Malformed(f"{part}.n_layers_",
-                         f"is {layers!r}; the weights make {len(coefs) + 1}")
+                         f"is {_shown(layers)}; the weights make {len(coefs) + 1}")
     outputs = getattr(mlp, 'n_outputs_', None)
     if not _is_int(outputs) or outputs != width:
         raise _Malformed(f"{part}.n_outputs_",
-                         f"is {outputs!r}; the last layer gives {width}")
+                         f"is {_shown(outputs)}; the last layer gives {width}")
     known = _mlp_activations()
     for name in ('activation', 'out_activation_'):
         value = getattr(mlp, name, None)
         if not isinstance(value, str) or value not in known:
             raise _Malformed(f"{part}.{name}",
-                             f"is {value!r}, not one of {sorted(known)}")
+                             f"is {_shown(value)}, not one of {sorted(known)}")
     dim = coefs[0].shape[0]
     _check_n_features(mlp, part, dim)
     return dim, int(outputs)
@@ -420,7 +430,7 @@ def _check_finite_scalar(value: object, part: str) -> None:
         value, (int, float, np.number, np.ndarray)) else None
     if number is None or number.ndim != 0 or number.dtype.kind not in 'fiu' \
             or not np.isfinite(number):
-        raise _Malformed(part, f"must be a finite number, got {value!r}")
+        raise _Malformed(part, f"must be a finite number, got {_shown(value)}")
 
 
 def _check_calibrator(calibrator: object, method: str, part: str) -> None:
@@ -462,7 +472,7 @@ def _check_member(member: object, classes: np.ndarray, part: str) -> int:
                          "names classes the classifier does not have")
     method = getattr(member, 'method', None)
     if method not in ('sigmoid', 'isotonic'):
-        raise _Malformed(f"{part}.method", f"is {method!r}, not 'sigmoid'"
+        raise _Malformed(f"{part}.method", f"is {_shown(method)}, not 'sigmoid'"
                                            f" or 'isotonic'")
     calibrators = getattr(member, 'calibrators', None)
     if not isinstance(calibrators, (list, tuple)) \
@@ -552,7 +562,7 @@ def _checked(clf: object) -> CalibratedClassifierCV:
         upgrade_classifier(clf)
     except (AttributeError, TypeError) as e:
         raise ClassifierLoadError(
-            f"Not a usable classifier: {type(e).__name__}: {e}") from e
+            f"Not a usable classifier: {describe(e)}.") from without_content(e)
     validate_classifier(clf)
     return clf
 

@@ -15,6 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from spacer.calibrated_scores import calibrated_proba
+from spacer.content_free import describe, without_content
 from spacer.data_classes import ImageFeatures
 from spacer.exceptions import ClassifierLoadError, RowColumnMismatchError
 from spacer.extras import extra_imports
@@ -84,7 +85,7 @@ def _proba(clf, feat: np.ndarray) -> np.ndarray:
     except _MALFORMED_ERRORS as e:
         raise ClassifierLoadError(
             f"The classifier is malformed: scoring failed with"
-            f" {type(e).__name__}: {e}") from e
+            f" {describe(e)}.") from without_content(e)
 
 
 def _check_scores(clf, proba: np.ndarray, feat: np.ndarray,

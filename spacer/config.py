@@ -111,6 +111,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting('MAX_MESSAGE_BYTES', int, 64 * 1024 * 1024,
             'largest task message a worker decodes (extract_features and classify_image:'
             ' what MAX_POINTS_PER_IMAGE points need, far less)', minimum=1024),
+    Setting('SIGNING_KEY', str, None,
+            'PEM private key (RSA) this process signs task messages with; with SIGNING_CERT'
+            ' and SIGNING_CERT_STORE it turns signed messages on (unset = plain JSON)'),
+    Setting('SIGNING_CERT', str, None, 'PEM certificate of SIGNING_KEY'),
+    Setting('SIGNING_CERT_STORE', str, None,
+            'folder (or glob) of the PEM certificates whose signed messages are trusted'),
     Setting('DEAD_WORKER_AFTER', int, 60,
             'seconds without a heartbeat after which a worker counts as dead and its'
             ' tasks go back to their queues (Redis brokers)', minimum=5),
@@ -144,12 +150,23 @@ SETTINGS: tuple[Setting, ...] = (
             'seconds a URL download may take in all, however the server trickles', minimum=1),
     Setting('URL_MAX_BYTES', int, 512 * 1024 * 1024,
             'largest body a URL download accepts (it arrives in a temporary file)', minimum=1),
+    Setting('URL_BLOCK_PRIVATE', bool, False,
+            'URL downloads refuse loopback, private, link-local, shared, multicast and reserved'
+            ' addresses (cloud metadata ones always); unset = on in `spacer worker`, off in'
+            ' library calls'),
+    Setting('URL_ALLOWED_NETWORKS', str, None,
+            'comma-separated addresses or CIDR networks URL downloads may reach even so'
+            ' (e.g. an internal image server: 10.1.2.3,10.8.0.0/16)'),
     Setting('CLASSIFIER_CACHE_SIZE', int, 8, 'loaded classifiers kept per process', minimum=1),
     Setting('EXTRACTOR_CACHE_SIZE', int, 2, 'loaded networks kept per process', minimum=1),
     Setting('ALLOW_TRUNCATED_IMAGES', bool, False,
             'decode JPEGs missing their last bytes (pyspacer did) instead of failing'),
     Setting('EXTRA_CLASS_PATHS', str, None,
             'comma-separated extra extractor/trainer class paths messages may name'),
+    Setting('FILESYSTEM_ROOTS', str, None,
+            'absolute folders (separated by os.pathsep) that filesystem locations may'
+            ' read and write; unset = any path (library use; `spacer worker` then needs'
+            ' --unconfined)'),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 

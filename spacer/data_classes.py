@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from spacer.content_free import describe, without_content
 from spacer.exceptions import (
     InvalidFeaturesError, InvalidMessageError, MessageArgumentError, MessageError,
     MissingKeyError, RowColumnMismatchError, RowColumnMissingError)
@@ -55,8 +56,13 @@ class DataClass:
         try:
             data = json.loads(raw.decode('utf-8'))
         except (UnicodeDecodeError, ValueError) as e:
-            raise MessageError(f"{cls.__name__} at {loc.key}: not valid JSON ({e}).") from e
-        return cls.deserialize(data)
+            raise MessageError(f"{cls.__name__} at {loc.key}: not valid JSON"
+                               f" ({describe(e)}).") from without_content(e)
+        try:
+            return cls.deserialize(data)
+        except MessageError as e:  # its text may quote the file's fields
+            raise type(e)(f"{cls.__name__} at {loc.key}: the file does not hold a"
+                          f" {cls.__name__} ({describe(e)}).") from without_content(e)
 
     def store(self, loc: DataLocation) -> None:
         storage = storage_factory(loc.storage_type, loc.bucket_name)
@@ -469,7 +475,8 @@ class ImageFeatures(DataClass):
             if valid_rowcol:
                 rows, cols = np.asarray(rows), np.asarray(cols)
         except (TypeError, ValueError) as e:  # ragged lists
-            raise InvalidFeaturesError(f"features are not arrays: {e}") from e
+            raise InvalidFeaturesError(
+                f"features are not arrays ({describe(e)}).") from without_content(e)
         problem = _features_problem(feat) or (
             valid_rowcol and (_rowcol_problem('rows', rows, feat.shape[0])
                               or _rowcol_problem('cols', cols, feat.shape[0])))
@@ -538,8 +545,10 @@ class ImageFeatures(DataClass):
             raise InvalidFeaturesError("Legacy features must be a non-empty list of vectors.")
         try:
             feat = np.array(data, dtype=float)
-        except (TypeError, ValueError) as e:
-            raise InvalidFeaturesError(f"Legacy features are not a list of equal-length vectors: {e}") from e
+        except (TypeError, ValueError) as e:  # its text quotes the offending value
+            raise InvalidFeaturesError(
+                f"Legacy features are not a list of equal-length vectors of numbers"
+                f" ({describe(e)}).") from without_content(e)
         if feat.ndim != 2:
             raise InvalidFeaturesError(f"Legacy features must be a list of vectors (2-D),"
                                f" got a {feat.ndim}-D array of shape {feat.shape}.")
@@ -578,7 +587,8 @@ class ImageFeatures(DataClass):
             data = json.loads(raw.decode('utf-8'))
         except (UnicodeDecodeError, ValueError) as e:
             raise InvalidFeaturesError(
-                f"{key}: not a feature file (neither npz nor legacy JSON).") from e
+                f"{key}: not a feature file (neither npz nor legacy JSON;"
+                f" {describe(e)}).") from without_content(e)
         try:
             return cls.deserialize(data)
         except InvalidFeaturesError as e:
@@ -592,7 +602,9 @@ class ImageFeatures(DataClass):
             meta, rows, cols, feat = (arrays[n] for n in ('meta', 'rows', 'cols', 'feat'))
         except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError,
                 struct.error) as e:
-            raise InvalidFeaturesError(f"{key}: corrupt feature file ({e}).") from e
+            # numpy's header errors quote the header: never shown.
+            raise InvalidFeaturesError(
+                f"{key}: corrupt feature file ({describe(e)}).") from without_content(e)
         try:
             return cls._from_npz_arrays(meta, rows, cols, feat)
         except InvalidFeaturesError as e:

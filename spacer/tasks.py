@@ -32,6 +32,8 @@ def _require_message(msg: object, expected: type, task: str) -> None:
         article = 'an' if expected.__name__[0] in 'AEIOU' else 'a'
         raise TypeError(
             f"{task} takes {article} {expected.__name__}, not {type(msg).__name__}.")
+    from spacer.storage.confinement import confine_message
+    confine_message(msg)  # FILESYSTEM_ROOTS: refused before any I/O
 
 
 def _extract(msg: ExtractFeaturesMsg | ClassifyImageMsg):

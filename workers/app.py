@@ -6,7 +6,8 @@ Everything comes from ``workers.settings`` (itself read through
 timeout. The choices made here:
 
 - JSON only, both ways: the workers accept no pickle, so a message cannot
-  run code.
+  run code. Optionally signed (``workers.signing``): then a worker runs only
+  messages signed by a key it trusts.
 - Late acknowledgement, prefetch of one, and reject-on-worker-lost: a task
   is acknowledged after it finishes, a worker holds at most one message it
   is not running, and a pool process that dies mid-task leaves its message
@@ -20,9 +21,11 @@ timeout. The choices made here:
 """
 from __future__ import annotations
 
+import ssl
+
 from celery import Celery
 
-from workers import celery_conf, routing
+from workers import celery_conf, routing, signing
 from workers.settings import WorkerSettings, load
 
 # Polling of the in-memory transport and result cache; Celery's 1 s
@@ -31,8 +34,20 @@ EMBEDDED_POLL_INTERVAL = 0.005
 REDIS_TRANSPORT = 'workers.redis_transport:Transport'
 
 
+def verified_tls(url: str) -> dict | None:
+    """TLS options of a ``rediss://`` URL that names none: verify the server
+    against the system's CAs (kombu alone would not verify at all). Options in
+    the URL (``?ssl_cert_reqs=required&ssl_ca_certs=/path/ca.pem``) take
+    precedence, and every Redis client of spacer reads them from there."""
+    return {'ssl_cert_reqs': ssl.CERT_REQUIRED} if url.startswith('rediss://') else None
+
+
 def celery_config(settings: WorkerSettings) -> dict:
     broker, backend = settings.broker_and_backend()
+    # Signed messages (workers.signing) need a broker: the embedded worker's
+    # messages never leave the process.
+    signed = (signing.celery_settings(settings.signing)
+              if settings.signing and not settings.embedded else {})
     transport_options: dict = {}
     if broker.startswith(('redis://', 'rediss://', 'sentinel://')):
         transport_options = {
@@ -45,7 +60,8 @@ def celery_config(settings: WorkerSettings) -> dict:
     return dict(
         # kombu's Redis transport, less a way to lose a message when Redis
         # goes away mid-delivery (workers.redis_transport).
-        broker_transport=(REDIS_TRANSPORT if broker.startswith('redis://') else None),
+        broker_transport=(REDIS_TRANSPORT if broker.startswith(('redis://', 'rediss://'))
+                          else None),
         # Celery reads CELERY_BROKER_URL from the environment before
         # broker_url, but not before these: the URL chosen by the precedence
         # of workers.celery_conf is the one used (an embedded worker never
@@ -54,6 +70,8 @@ def celery_config(settings: WorkerSettings) -> dict:
         broker_read_url=broker,
         broker_write_url=broker,
         result_backend=backend,
+        broker_use_ssl=verified_tls(broker),
+        redis_backend_use_ssl=verified_tls(backend),
         task_serializer='json',
         result_serializer='json',
         accept_content=['json'],
@@ -84,7 +102,7 @@ def celery_config(settings: WorkerSettings) -> dict:
         # The embedded worker's thread and the caller must see one result
         # cache (the in-memory one is per backend object, normally per thread).
         result_backend_thread_safe=settings.embedded,
-    )
+    ) | signed
 
 
 def make_app(settings: WorkerSettings | None = None) -> Celery:
@@ -97,6 +115,8 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
     app.backend_cls = settings.broker_and_backend()[1]
     app.conf.include = ['workers.tasks']
     app.spacer_settings = settings
+    if signing.signs(app):
+        signing.install(app, settings.signing)
     return app
 
 

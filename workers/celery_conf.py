@@ -42,7 +42,12 @@ PROTECTED = frozenset({
     'task_queues', 'task_routes', 'task_default_queue', 'task_create_missing_queues',
     'broker_transport_options', 'result_backend_transport_options',
     'worker_consumer', 'worker_max_tasks_per_child',
+    # Read as the SIGNING_* settings (workers.signing).
+    'security_key', 'security_certificate', 'security_cert_store',
 })
+# Protected settings spacer reads from Django itself: ignored without a warning.
+READ_ELSEWHERE = frozenset({'broker_url', 'result_backend', 'security_key',
+                            'security_certificate', 'security_cert_store'})
 
 
 def standard_url(name: str) -> tuple[str | None, str]:
@@ -70,7 +75,7 @@ def django_overrides() -> dict[str, Any]:
             continue
         key = attr[len(NAMESPACE):].lower()
         if key in PROTECTED:
-            if key not in ('broker_url', 'result_backend'):  # read by workers.settings
+            if key not in READ_ELSEWHERE:
                 logger.warning("Django setting %s is ignored: spacer sets %s itself.",
                                attr, key)
             continue

@@ -183,7 +183,7 @@ class Client:
                 store.ping()
             broker_redis = self._broker_redis()
             if broker_redis is not None:
-                outbox.keep(broker_redis, task_id, name, queue, body, soft, hard)
+                outbox.keep(broker_redis, task_id, name, queue, body, soft, hard, self.app)
         except BROKER_FAULTS as e:
             raise BrokerUnavailableError(self.app.conf.broker_write_url, e) from e
         try:

@@ -5,7 +5,9 @@ its task. Celery's own consumer acknowledges or rejects such a message and
 only logs it, so its producer would see PENDING forever; here, when the
 message's headers name a task id, that id gets a FAILURE result saying
 why, and the refusal is counted in the metrics. The body is never
-deserialized, and never quoted in the result.
+deserialized, and never quoted in the result. With signed messages on
+(``workers.signing``), a message without a trusted signature is dropped
+with one log line and its task left alone.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 
 from celery.worker.consumer import Consumer
 
+from workers import signing
 from workers.errors import remote_error
 
 logger = logging.getLogger(__name__)
@@ -22,15 +25,35 @@ REASON_CHARS = 300  # of the decoder's own words, in the stored error
 
 
 class RefusingConsumer(Consumer):
-    """Celery's consumer, failing the task of a message it refuses."""
+    """Celery's consumer, failing the task of a message it refuses; with
+    signed messages on, dropping an unsigned or forged one instead."""
 
     def on_invalid_task(self, body: Any, message: Any, exc: BaseException) -> None:
+        if signing.signs(self.app):
+            return drop_unverified_message(message, exc, self.connection_errors)
         super().on_invalid_task(body, message, exc)
         fail_refused_message(self.app, message, exc)
 
     def on_decode_error(self, message: Any, exc: BaseException) -> None:
+        if signing.signs(self.app):
+            return drop_unverified_message(message, exc, self.connection_errors)
         super().on_decode_error(message, exc)
         fail_refused_message(self.app, message, exc)
+
+
+def drop_unverified_message(message: Any, exc: BaseException, connection_errors: Any) -> None:
+    """A worker that takes signed messages only drops any other, with one log
+    line. Its task id is not failed: the headers naming it are not signed,
+    so failing it would let anyone who reaches Redis fail others' tasks."""
+    from workers import metrics
+
+    headers = getattr(message, 'headers', None) or {}
+    name, task_id = headers.get('task'), headers.get('id')
+    # Unsigned headers: quoted (no forged log lines), never a metrics label.
+    metrics.count_refused('unverified', 'SecurityError')
+    logger.warning("Refused a message naming task %.100r (id %.64r): %s; dropped unread.",
+                   name, task_id, signing.refusal_reason(message, exc))
+    message.reject_log_error(logger, connection_errors)
 
 
 def fail_refused_message(app: Any, message: Any, exc: BaseException) -> None:

@@ -18,8 +18,12 @@ lost one task in 500, one restart in three). kombu cannot prevent it. So:
   task id. Copies of tasks that ended are dropped on the way.
 
 Messages sent by other producers (plain ``send_task``) have no copy and are
-not covered. ``spacer purge`` drops the copies of what it removes;
-``celery purge`` does not, so the next audit may send those messages again.
+not covered. With signed messages on (``workers.signing``), the producer signs
+its copy, and the audit sends again only a copy whose signature it trusts
+(and made for that task id), signed anew with the worker's own key: a copy
+planted in Redis by anyone else is refused, not laundered. ``spacer purge``
+drops the copies of what it removes; ``celery purge`` does not, so the next
+audit may send those messages again.
 """
 from __future__ import annotations
 
@@ -28,11 +32,14 @@ import logging
 import time
 from typing import Any, Iterable
 
+from workers import signing
 from workers.queues import present_task_ids
 
 logger = logging.getLogger(__name__)
 
-COPIES = 'spacer:outbox'  # hash: task id -> JSON [task name, queue, message, soft, hard]
+# hash: task id -> JSON [task id, task name, queue, message, soft, hard], signed
+# when the producer signs (workers.signing)
+COPIES = 'spacer:outbox'
 SENT = 'spacer:outbox:sent'  # sorted set: task id -> when it was sent
 AUDIT_LOCK = 'spacer:outbox:audit'
 # States in which a task needs its message: not started, or waiting to retry.
@@ -43,9 +50,12 @@ RECHECK_SECONDS = 1.0
 
 
 def keep(client: Any, task_id: str, task_name: str, queue: str, message: Any,
-         soft: int, hard: int) -> None:
-    """Keep the copy of a message about to be sent."""
-    copy = json.dumps([task_name, queue, message, soft, hard])
+         soft: int, hard: int, app: Any = None) -> None:
+    """Keep the copy of a message about to be sent; signed by this producer
+    when ``app`` signs its messages (``workers.signing``)."""
+    copy = json.dumps([task_id, task_name, queue, message, soft, hard])
+    if app is not None:
+        copy = signing.seal(app, copy)
     with client.pipeline(transaction=False) as pipe:
         pipe.hset(COPIES, task_id, copy)
         pipe.zadd(SENT, {task_id: time.time()})
@@ -76,6 +86,26 @@ def ended(app: Any, task_id: str | None) -> None:
         logger.warning("Could not drop the outbox copy of task %s.", task_id, exc_info=True)
 
 
+def _read_copy(app: Any, task_id: str, raw: Any) -> list | None:
+    """[task name, queue, message, soft, hard] of a stored copy, or None
+    (said in one line) when it is not fit to send: with signed messages on,
+    a copy its producer did not sign, or signed for another task id, would
+    otherwise go out under the auditing worker's own signature."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    try:
+        fields = json.loads(signing.unseal(app, text))
+        if len(fields) == 6:  # [task id, ...] since copies are signed
+            copied_id, *fields = fields
+            if copied_id != task_id:
+                raise ValueError(f"it was made for task {copied_id!r:.64}")
+        task_name, queue, message, soft, hard = fields
+    except Exception as e:  # noqa: BLE001 - unsigned, forged or malformed
+        logger.warning("Task %s: its outbox copy is refused (%s); not sent again.",
+                       task_id, str(e)[:200])
+        return None
+    return [task_name, queue, message, soft, hard]
+
+
 def audit(app: Any, client: Any, sent_before: float) -> list[str]:
     """Send again the messages lost of tasks sent before ``sent_before``
     (a time.time()); drop the copies of tasks that ended. The ids sent again."""
@@ -99,7 +129,11 @@ def audit(app: Any, client: Any, sent_before: float) -> list[str]:
         raw = client.hget(COPIES, task_id)
         if raw is None:
             continue  # ended and dropped meanwhile
-        task_name, queue, message, soft, hard = json.loads(raw)
+        copy = _read_copy(app, task_id, raw)
+        if copy is None:
+            drop(client, [task_id])
+            continue
+        task_name, queue, message, soft, hard = copy
         app.send_task(task_name, args=[message], task_id=task_id, queue=queue,
                       exchange=queue, routing_key=queue,
                       soft_time_limit=soft, time_limit=hard)

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from workers import outbox
+from workers import outbox, signing
 from workers.keystore import store_for
 from workers.policies import dedup
 
@@ -32,18 +32,23 @@ class Purged:
     job_keys_released: int
 
 
-def _task_of(message: Any) -> tuple[str | None, str | None, Any]:
+def _task_of(app: Any, message: Any) -> tuple[str | None, str | None, Any]:
     """(task id, task name, first argument) of a Celery protocol-2 message,
-    as far as they can be read; the body is decoded only if it is JSON."""
+    as far as they can be read; the body is decoded only if it is JSON (or,
+    with signed messages on, signed by a trusted key)."""
     headers = message.headers or {}
     task_id, name = headers.get('id'), headers.get('task')
     first = None
-    if message.content_type == 'application/json':
-        try:
+    try:
+        if message.content_type == 'application/json':
             body = json.loads(message.body)
-            first = body[0][0] if body and body[0] else None
-        except (ValueError, TypeError, IndexError, KeyError):
-            first = None
+        elif message.content_type == signing.SIGNED_CONTENT_TYPE and signing.signs(app):
+            body = message.decode()  # only a trusted signature decodes, to JSON only
+        else:
+            body = None
+        first = body[0][0] if body and body[0] else None
+    except Exception:  # noqa: BLE001 - malformed, or a signature not trusted
+        first = None
     return (task_id if isinstance(task_id, str) else None,
             name if isinstance(name, str) else None, first)
 
@@ -56,7 +61,7 @@ def purge_queue(app: Any, queue: str) -> Purged:
         channel = conn.default_channel
         while (message := channel.basic_get(queue, no_ack=True)) is not None:
             messages += 1
-            task_id, name, first = _task_of(message)
+            task_id, name, first = _task_of(app, message)
             if task_id is None:
                 continue
             app.backend.mark_as_revoked(task_id, REASON)

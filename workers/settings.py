@@ -45,7 +45,7 @@ from typing import Any
 
 from spacer import config
 from spacer.exceptions import ConfigError
-from workers import celery_conf
+from workers import celery_conf, signing
 
 QUEUE_KINDS = ('extract', 'train', 'classify')
 
@@ -96,6 +96,9 @@ class WorkerSettings:
     dead_letter_max: int
     result_expires: int
     concurrency: int
+    # Key, certificate and trusted store of signed messages (workers.signing);
+    # None: plain JSON.
+    signing: Any = None
 
     @property
     def embedded(self) -> bool:
@@ -179,4 +182,5 @@ def load() -> WorkerSettings:
         dead_letter_max=values['DEAD_LETTER_MAX'],
         result_expires=values['RESULT_EXPIRES'],
         concurrency=values['WORKER_CONCURRENCY'],
+        signing=signing.configured(),
     )

@@ -33,7 +33,7 @@ from celery.worker.state import task_ready
 
 from spacer.exceptions import MessageError
 # remote_errors: failures are read back by class name from there.
-from workers import outbox, remote_errors  # noqa: F401
+from workers import outbox, remote_errors, signing  # noqa: F401
 from workers.errors import DuplicateJobError, RemoteError, remote_error
 from workers.keystore import store_for
 from workers.liveness import on_redis, settle_on_fresh_channel
@@ -54,6 +54,8 @@ def size_checked_strategy(task: Any, app: Any, consumer: Any, **kwargs: Any) -> 
 
     handle = default(task, app, consumer, **kwargs)
     limit = app.spacer_settings.message_byte_limit(task.name)
+    if signing.signs(app):  # the same message, base64 and signature added
+        limit = signing.signed_size(limit)
 
     def task_message_handler(message: Any, body: Any, ack: Any, reject: Any,
                              callbacks: Any, **options: Any) -> Any:

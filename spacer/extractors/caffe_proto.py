@@ -27,6 +27,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError, Message
 
+from spacer.content_free import describe, without_content
+
 
 class CaffeFormatError(ValueError):
     """A Caffe definition or weights file that cannot be read or used."""
@@ -316,6 +318,15 @@ def message_classes() -> dict[str, type[Message]]:
     }
 
 
+def _parse_position(error: Exception) -> str:
+    """' at line L, column C' of a protobuf text ParseError, when known."""
+    try:
+        line, column = error.GetLine(), error.GetColumn()
+    except AttributeError:
+        return ''
+    return f' at line {line}, column {column}' if line is not None else ''
+
+
 def parse_definition(text: str | bytes) -> Message:
     """Parse a deploy.prototxt (protobuf text format) into a NetParameter."""
     if isinstance(text, bytes):
@@ -323,13 +334,15 @@ def parse_definition(text: str | bytes) -> Message:
             text = text.decode('utf-8')
         except UnicodeDecodeError as e:
             raise CaffeFormatError(
-                f"Caffe net definition is not text (prototxt): {e}") from e
+                f"Caffe net definition is not text (prototxt):"
+                f" {describe(e)}.") from without_content(e)
     net = message_classes()['NetParameter']()
     try:
         text_format.Parse(text, net)
     except text_format.ParseError as e:
-        raise CaffeFormatError(
-            f"Caffe net definition (prototxt) does not parse: {e}") from e
+        raise CaffeFormatError(  # protobuf's text quotes the token
+            f"Caffe net definition (prototxt) does not parse:"
+            f" {describe(e)}{_parse_position(e)}.") from without_content(e)
     return net
 
 
@@ -341,7 +354,7 @@ def parse_weights(data: bytes) -> Message:
     except DecodeError as e:
         raise CaffeFormatError(
             f"Caffe weights file is not a binary NetParameter"
-            f" (.caffemodel): {e}") from e
+            f" (.caffemodel): {describe(e)}.") from without_content(e)
     if not net.layer and not net.layers:
         raise CaffeFormatError(
             "Caffe weights file holds no layers: not a .caffemodel?")

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from spacer.content_free import describe, without_content
 from spacer.data_classes import DataLocation
 from spacer.extractors.base import FeatureExtractor
 
@@ -107,9 +108,9 @@ def read_checkpoint(stream: BytesIO, what: str = 'EfficientNet') -> object:
             return torch.load(stream, map_location='cpu', weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError,
             AttributeError, TypeError) as e:
-        raise WeightsFormatError(
+        raise WeightsFormatError(  # torch's text quotes the pickle
             f"Could not read the {what} weights file as a torch"
-            f" checkpoint: {e}") from e
+            f" checkpoint: {describe(e)}.") from without_content(e)
 
 
 def strip_module_prefix(state_dict: Mapping[str, Any]) -> OrderedDict:
@@ -137,7 +138,8 @@ def load_checkpoint_into(model: Any, checkpoint: object, family: str,
     from spacer.extractors.data_files import WeightsFormatError
 
     if not isinstance(checkpoint, Mapping) or 'net' not in checkpoint:
-        found = sorted(map(str, checkpoint))[:5] \
+        # The file's own keys are content: only their number is shown.
+        found = f'a dict of {len(checkpoint)} other keys' \
             if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
         raise WeightsFormatError(
             f"{family} weights must be a dict {{'net': state_dict}};"
@@ -158,8 +160,7 @@ def load_checkpoint_into(model: Any, checkpoint: object, family: str,
         raise WeightsFormatError(
             f"Weights file does not hold an {architecture} state_dict"
             f"{layout}: {len(missing)} missing keys"
-            f" {missing[:3]}, {len(unexpected)} unexpected keys"
-            f" {unexpected[:3]}.")
+            f" {missing[:3]}, {len(unexpected)} unexpected keys.")
     wrong = [(k, _shape_of(v), tuple(expected[k].shape))
              for k, v in state_dict.items()
              if _shape_of(v) != tuple(expected[k].shape)]

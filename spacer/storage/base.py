@@ -71,7 +71,10 @@ class RemoteStorage(Storage):
         if not filesystem_cache:
             return self._load_remote(key)
         from spacer.storage.filesystem import FileSystemStorage
-        local = FileSystemStorage()
+        # The cache folder is the worker's own (a temporary folder, under a
+        # feature_cache_dir already held to FILESYSTEM_ROOTS by the task) and
+        # the copy's name a single component, so no root check here.
+        local = FileSystemStorage(confined=False)
         cache_path = self.cache_path(filesystem_cache, key)
         if local.exists(cache_path):
             return local.load(cache_path)

@@ -24,9 +24,11 @@ def file_fingerprint(loc) -> tuple | None:
     other storages, whose bytes are hashed instead."""
     if loc.storage_type != 'filesystem':
         return None
+    from spacer.storage.confinement import PathOutsideRootsError, confine
     try:
+        confine(loc.key, 'read')  # no stat outside FILESYSTEM_ROOTS either
         st = os.stat(loc.key)
-    except OSError:
+    except (PathOutsideRootsError, OSError):
         return None  # the load below raises the clear error
     return ('file', os.path.realpath(loc.key), st.st_dev, st.st_ino, st.st_size,
             st.st_mtime_ns)

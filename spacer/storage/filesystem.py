@@ -2,6 +2,9 @@
 
 Only regular files are read: a FIFO would block the worker forever and a
 device such as /dev/zero never ends, so both are refused before any read.
+Every path is first held to FILESYSTEM_ROOTS when it is set
+(``spacer.storage.confinement``); ``confined=False`` is only for the
+worker's own folders (a cache folder it created itself).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import NoReturn
 
 from spacer.exceptions import MessageError
 from spacer.storage.base import Storage
+from spacer.storage.confinement import confine
 
 # Paths longer than this are shortened in error messages.
 _SHOWN_CHARS = 160
@@ -72,9 +76,12 @@ def _require_regular(path: str, st: os.stat_result, action: str = 'read') -> Non
         f" only regular files can be {action}.")
 
 
-def check_regular_file(path: str | os.PathLike) -> None:
+def check_regular_file(path: str | os.PathLike, confined: bool = True) -> None:
     """Raise unless path (symlinks followed) is a regular file; never opens it,
-    so a FIFO cannot block. Missing files raise FileNotFoundError."""
+    so a FIFO cannot block. Missing files raise FileNotFoundError; a path
+    outside FILESYSTEM_ROOTS raises PathOutsideRootsError."""
+    if confined:
+        confine(path, 'read')
     path = os.fspath(path)
     try:
         st = os.stat(path)
@@ -83,14 +90,14 @@ def check_regular_file(path: str | os.PathLike) -> None:
     _require_regular(path, st)
 
 
-def read_regular_file(path: str) -> bytes:
+def read_regular_file(path: str, confined: bool = True) -> bytes:
     """The whole content of the regular file at path.
 
     Checked before opening, and again on the opened descriptor (the path may
     have been swapped meanwhile); the open is non-blocking so even a FIFO that
     slipped in between cannot hang the reader.
     """
-    check_regular_file(path)
+    check_regular_file(path, confined)
     flags = os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_CLOEXEC', 0)
     try:
         fd = os.open(path, flags)
@@ -105,11 +112,14 @@ def read_regular_file(path: str) -> bytes:
         return f.read()
 
 
-def write_atomically(path: str, data: bytes | memoryview) -> None:
+def write_atomically(path: str, data: bytes | memoryview, confined: bool = True) -> None:
     """Write to a temporary file beside path, then rename it into place.
 
-    An interrupted write leaves the old content (or nothing), never a torn file.
+    An interrupted write leaves the old content (or nothing), never a torn
+    file; a symlink at path is replaced, never written through.
     """
+    if confined:
+        confine(path, 'write')
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.part')
@@ -141,24 +151,35 @@ def _check_store_target(path: str) -> None:
 
 
 class FileSystemStorage(Storage):
-    """Keys are file paths."""
+    """Keys are file paths, held to FILESYSTEM_ROOTS when it is set (unless
+    ``confined=False``: the worker's own cache folders)."""
+
+    def __init__(self, confined: bool = True):
+        self.confined = confined
+
+    def _confine(self, key: str, action: str) -> None:
+        if self.confined:
+            confine(key, action)
 
     def store(self, key: str, stream: BytesIO) -> None:
+        self._confine(key, 'write')
         _check_store_target(key)
         data = stream.getbuffer()
         try:
-            write_atomically(key, data)
+            write_atomically(key, data, confined=False)  # checked above
         except (OSError, ValueError) as e:
             _raise_path_error(key, e)
 
     def load(self, key: str) -> BytesIO:
-        return BytesIO(read_regular_file(key))
+        return BytesIO(read_regular_file(key, self.confined))
 
     def delete(self, key: str) -> None:
+        self._confine(key, 'delete')
         try:
             os.remove(key)
         except (OSError, ValueError) as e:
             _raise_path_error(key, e)
 
     def exists(self, key: str) -> bool:
+        self._confine(key, 'existence test')
         return os.path.exists(key)

@@ -7,6 +7,7 @@ from io import BytesIO
 from PIL import Image, UnidentifiedImageError
 
 from spacer import config
+from spacer.content_free import describe, without_content
 from spacer.exceptions import DataLimitError, ImageDecodeError
 from spacer.storage.factory import storage_for
 
@@ -34,7 +35,8 @@ def open_image(data: BytesIO | bytes, key: str) -> Image.Image:
     except Image.DecompressionBombError as e:
         raise DataLimitError(f"Image {key} is too large to decode: {e}") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageDecodeError(f"Image {key} could not be read as an image: {e}") from e
+        raise ImageDecodeError(f"Image {key} could not be read as an image"
+                               f" ({describe(e)}).") from without_content(e)
     width, height = img.size
     if width * height > config.get('MAX_IMAGE_PIXELS'):
         raise DataLimitError(pixel_limit_message(key, width, height))
@@ -46,8 +48,8 @@ def load_pixels(img: Image.Image, key: str) -> Image.Image:
     try:
         img.load()
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageDecodeError(
-            f"Image {key} is corrupt or truncated ({type(e).__name__}: {e}).") from e
+        raise ImageDecodeError(  # Pillow's text may quote header bytes
+            f"Image {key} is corrupt or truncated ({describe(e)}).") from without_content(e)
     return img
 
 

@@ -1,11 +1,12 @@
 """Read-only downloads over http(s), with a per-read timeout, a total
 deadline and a size cap. Bodies stream to an anonymous temporary file, so a
-server that sends without end costs disk up to the cap, not memory."""
+server that sends without end costs disk up to the cap, not memory. Every
+connection, redirects included, goes to addresses ``url_guard`` checked
+(URL_BLOCK_PRIVATE, URL_ALLOWED_NETWORKS)."""
 from __future__ import annotations
 
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from http.client import HTTPException
 from io import BytesIO
@@ -14,6 +15,7 @@ from urllib.parse import urlparse
 from spacer import config
 from spacer.exceptions import URLDownloadError
 from spacer.storage.base import RemoteStorage
+from spacer.storage.url_guard import opener
 
 ALLOWED_SCHEMES = ('http', 'https')
 _CHUNK = 1 << 20
@@ -59,7 +61,7 @@ class URLStorage(RemoteStorage):
     def _load_remote(self, url: str) -> BytesIO:
         _check_scheme(url)
         try:
-            response = urllib.request.urlopen(url, timeout=self.timeout)
+            response = opener().open(url, timeout=self.timeout)
         except (OSError, ValueError, HTTPException) as e:
             # URLError, HTTPError (404...), socket timeouts are all OSErrors.
             raise URLDownloadError(f"Failed to download from the URL '{url}'.", e) from e
@@ -113,7 +115,7 @@ class URLStorage(RemoteStorage):
         try:
             _check_scheme(url)
             request = urllib.request.Request(url, method='HEAD')
-            with urllib.request.urlopen(request, timeout=self.timeout):
+            with opener().open(request, timeout=self.timeout):
                 return True
         except (URLDownloadError, OSError, ValueError, HTTPException):
             return False

@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,9 @@ def redis_server(tmp_path: Path) -> Iterator[int]:
 def worker_env(broker_url: str, **settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith('SPACER_')}
     env.update({'SPACER_BROKER_URL': broker_url, 'SPACER_RESULT_BACKEND': broker_url,
+                # the temporary folder (tests' files) and the repository (fixtures)
+                'SPACER_FILESYSTEM_ROOTS': os.pathsep.join(
+                    [os.path.realpath(tempfile.gettempdir()), str(ROOT)]),
                 'PYTHONPATH': str(ROOT),
                 # the image's commands (spacer, celery) are on PATH, as in a container
                 'PATH': f"{SPACER.parent}{os.pathsep}{os.environ.get('PATH', '')}"})

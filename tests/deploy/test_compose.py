@@ -79,7 +79,7 @@ def test_every_variable_is_documented_in_env_example_and_every_documented_one_us
 
 def test_required_passwords_stop_compose_when_unset():
     env = env_example()
-    with pytest.raises(KeyError, match='REDIS_PASSWORD'):
+    with pytest.raises(KeyError, match=r'REDIS_\w+_PASSWORD'):
         interpolate(COMPOSE_FILE.read_text(), env)
 
 
@@ -131,24 +131,32 @@ def test_workers_reach_broker_backend_and_store_of_the_stack():
     services = yaml.safe_load(resolved)['services']
     for name in WORKERS:
         environment = services[name]['environment']
-        password = env['REDIS_PASSWORD']
-        assert environment['SPACER_BROKER_URL'] == f'redis://:{password}@redis:6379/0'
-        assert environment['SPACER_RESULT_BACKEND'] == f'redis://:{password}@redis:6379/1'
+        password = env['REDIS_WORKER_PASSWORD']
+        assert environment['SPACER_BROKER_URL'] == f'redis://worker:{password}@redis:6379/0'
+        assert environment['SPACER_RESULT_BACKEND'] == f'redis://worker:{password}@redis:6379/1'
         assert environment['SPACER_S3_ENDPOINT_URL'] == 'http://minio:9000'
     assert services['flower']['environment']['CELERY_BROKER_URL'] == \
-        services['worker-cpu']['environment']['SPACER_BROKER_URL']
+        f"redis://flower:{env['REDIS_FLOWER_PASSWORD']}@redis:6379/0"
     bucket_init = services['bucket-init']['environment']
     for key in ('SPACER_AWS_ACCESS_KEY_ID', 'SPACER_AWS_SECRET_ACCESS_KEY'):
         assert bucket_init[key] == services['worker-cpu']['environment'][key]
 
 
-def test_redis_has_a_password_no_eviction_and_persistence():
+REDIS_ROLES = ('ADMIN', 'WORKER', 'PRODUCER', 'FLOWER', 'KEDA')
+
+
+def test_redis_has_a_user_per_role_no_eviction_and_persistence():
     redis = load_compose()['services']['redis']
     command = ' '.join(as_argv(redis['command']))
-    assert '--requirepass' in command and '$$REDIS_PASSWORD' in command
+    assert command.startswith('sh /usr/local/bin/redis-start.sh')
     assert '--maxmemory-policy noeviction' in command
     assert '--appendonly yes' in command
     assert any(v.endswith(':/data') for v in redis['volumes'])
+    assert './redis-users.acl:/etc/redis/users.acl:ro' in redis['volumes']
+    assert './redis-start.sh:/usr/local/bin/redis-start.sh:ro' in redis['volumes']
+    assert redis['environment']['ACL_TEMPLATE'] == '/etc/redis/users.acl'
+    for role in REDIS_ROLES:
+        assert f'REDIS_{role}_PASSWORD' in redis['environment']
 
 
 def test_redis_accepts_its_command_line(tmp_path):
@@ -157,20 +165,26 @@ def test_redis_accepts_its_command_line(tmp_path):
     server = shutil.which('redis-server')
     assert server, 'redis-server is needed (apt-get install redis-server)'
     argv = as_argv(load_compose()['services']['redis']['command'])
-    inner = as_argv(argv[2].replace('$$REDIS_PASSWORD', 'pw123'))
-    assert inner[:2] == ['exec', 'redis-server']
+    assert argv[:2] == ['sh', '/usr/local/bin/redis-start.sh']
     from tests.conftest import free_port, wait_for_port
     port = free_port()
-    proc = subprocess.Popen([server, *inner[2:], '--port', str(port), '--bind', '127.0.0.1',
-                             '--dir', str(tmp_path)], stdout=subprocess.DEVNULL)
+    env = {'PATH': f"{server.rsplit('/', 1)[0]}:/usr/bin:/bin",
+           'ACL_TEMPLATE': str(COMPOSE_DIR / 'redis-users.acl'),
+           'ACL_FILE': str(tmp_path / 'users.acl'),
+           **{f'REDIS_{role}_PASSWORD': f'pw{role.lower()}123' for role in REDIS_ROLES}}
+    proc = subprocess.Popen(['sh', str(COMPOSE_DIR / 'redis-start.sh'), *argv[2:],
+                             '--port', str(port), '--bind', '127.0.0.1',
+                             '--dir', str(tmp_path)], env=env, stdout=subprocess.DEVNULL)
     try:
         wait_for_port(port)
         import redis
-        client = redis.Redis(port=port, password='pw123')
+        client = redis.Redis(port=port, username='admin', password='pwadmin123')
         assert client.config_get('maxmemory-policy') == {'maxmemory-policy': 'noeviction'}
         assert client.config_get('appendonly') == {'appendonly': 'yes'}
+        assert sorted(client.acl_users()) == ['admin', 'default', 'flower', 'keda',
+                                              'producer', 'worker']
         with pytest.raises(redis.AuthenticationError):
-            redis.Redis(port=port, password='wrong').ping()
+            redis.Redis(port=port, username='worker', password='wrong').ping()
     finally:
         proc.terminate()
         proc.wait(10)

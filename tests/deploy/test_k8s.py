@@ -142,7 +142,9 @@ def test_priority_sub_list_names_match_the_broker_transport():
     assert list(Channel.priority_steps) == [0, 3, 6, 9]
 
 
-def test_trigger_authentication_reads_the_redis_password_from_the_worker_secret():
+def test_trigger_authentication_reads_keda_s_own_redis_user_from_the_worker_secret():
     (auth,) = by_kind('TriggerAuthentication').values()
-    (ref,) = auth['spec']['secretTargetRef']
-    assert ref == {'parameter': 'password', 'name': 'spacer-secrets', 'key': 'REDIS_PASSWORD'}
+    refs = auth['spec']['secretTargetRef']
+    assert refs == [
+        {'parameter': 'username', 'name': 'spacer-secrets', 'key': 'REDIS_KEDA_USERNAME'},
+        {'parameter': 'password', 'name': 'spacer-secrets', 'key': 'REDIS_KEDA_PASSWORD'}]

@@ -64,9 +64,9 @@ def test_report_figures_and_numbers(tmp_path, valresults, photo):
                                    'threshold-curve', 'prediction-image-1'}
     assert all(img.format == 'PNG' and img.width > 200
                for img in report.figures.values())
-    # The drawn photo keeps the photo's aspect ratio and shows the markers.
+    # The drawn photo keeps its size (a legend beside it) and shows markers.
     drawn = report.figures['prediction-image-1'].convert('RGB')
-    assert drawn.size == (400, 300)
+    assert drawn.height == 300 and drawn.width > 400
     assert len(np.unique(np.asarray(drawn).reshape(-1, 3), axis=0)) > 2
 
     assert report.texts['overall-accuracy'] == '70.0%'
@@ -96,16 +96,17 @@ def test_report_escapes_labels(valresults):
 
 def test_predictions_rank_and_csv_round_trip(tmp_path):
     ranked = rank([0.1, 0.6, 0.05, 0.25], ['a', 'b', 'c', 'd'])
-    assert ranked == (('b', 0.6), ('d', 0.25), ('a', 0.1))
+    assert ranked == (('b', 0.6), ('d', 0.25), ('a', 0.1), ('c', 0.05))
     two_classes = rank([0.2, 0.8], ['a', 'b'])
     assert two_classes == (('b', 0.8), ('a', 0.2))
     rows = [Prediction('x.jpg', 1, 2, ranked), Prediction('y.jpg', 3, 4, two_classes)]
     path = tmp_path / 'predictions.csv'
     write_csv(path, rows)
     lines = path.read_text().splitlines()
-    assert lines[0].split(',') == header() == [
-        'Name', 'Row', 'Column', 'Label', 'Score', 'Label 2', 'Score 2',
-        'Label 3', 'Score 3']
-    assert lines[1] == 'x.jpg,1,2,b,0.6000,d,0.2500,a,0.1000'
-    assert lines[2] == 'y.jpg,3,4,b,0.8000,a,0.2000,,'
+    # CoralNet's export names, 5 suggestions, confidences in whole percent.
+    assert lines[0].split(',') == header() == ['Name', 'Row', 'Column'] + [
+        f'Machine {what} {n}' for n in range(1, 6)
+        for what in ('suggestion', 'confidence')]
+    assert lines[1] == 'x.jpg,1,2,b,60,d,25,a,10,c,5,,'
+    assert lines[2] == 'y.jpg,3,4,b,80,a,20,,,,,,'
     assert read_csv(path) == rows

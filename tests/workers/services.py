@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,10 +74,18 @@ class RedisServer:
         return f'redis://127.0.0.1:{self.port}/{db}'
 
 
+def default_roots() -> str:
+    """FILESYSTEM_ROOTS of test workers: the temporary folder (pytest's
+    tmp_path lives there) and the repository (fixtures); a test confines
+    its worker more narrowly by passing FILESYSTEM_ROOTS."""
+    return os.pathsep.join([os.path.realpath(tempfile.gettempdir()), str(ROOT)])
+
+
 def worker_env(broker_url: str, backend_url: str | None = None, **settings) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith('SPACER_')}
     env.update({'SPACER_BROKER_URL': broker_url,
                 'SPACER_RESULT_BACKEND': backend_url or broker_url,
+                'SPACER_FILESYSTEM_ROOTS': default_roots(),
                 'PYTHONPATH': str(ROOT), 'PYTHONUNBUFFERED': '1'})
     env.update({f'SPACER_{k}': str(v) for k, v in settings.items()})
     return env

@@ -211,7 +211,8 @@ def test_a_trickling_url_fails_at_the_time_limit_and_the_worker_serves_on(
         redis_server, tmp_path, trickling_server):
     # The download's own deadline is far off: only the task's limit ends it.
     limits = dict(EXTRACT_TIME_LIMIT=4, TIME_LIMIT_GRACE=2, URL_DEADLINE=600, URL_TIMEOUT=30)
-    env = worker_env(redis_server.url(), **limits)
+    # Workers refuse loopback URLs unless allowed: allow this test's server.
+    env = worker_env(redis_server.url(), URL_ALLOWED_NETWORKS='127.0.0.1', **limits)
     from workers.settings import load
     client = client_for(redis_server.url(), grace=2,
                         soft_limits=dict(load().soft_limits, extract=4))

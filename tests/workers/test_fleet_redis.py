@@ -38,7 +38,10 @@ def redis_url():
 def fleet(redis_url, moto_server, tmp_path_factory):
     """An extract (GPU-kind) worker and a train+classify worker."""
     env = worker_env(redis_url, S3_ENDPOINT_URL=moto_server, AWS_ACCESS_KEY_ID='testing',
-                     AWS_SECRET_ACCESS_KEY='testing', AWS_REGION='us-east-1', **RETRIES)
+                     AWS_SECRET_ACCESS_KEY='testing', AWS_REGION='us-east-1',
+                     # Workers refuse loopback URLs unless allowed; a test
+                     # fetches from 127.0.0.1 (connection refused: transient).
+                     URL_ALLOWED_NETWORKS='127.0.0.1', **RETRIES)
     logs = tmp_path_factory.mktemp('worker-logs')
     with workers(('extract', 'extract', env, logs),
                  ('cpu', 'train,classify', env, logs, '--concurrency', '1')) as started:

@@ -67,6 +67,21 @@ def _kinds(queues: list[str], settings: Any) -> set[str]:
     return kinds
 
 
+def require_confinement(unconfined: bool) -> None:
+    """Messages choose the paths a worker reads and writes: without
+    FILESYSTEM_ROOTS a worker starts only when the operator says
+    ``--unconfined``; refused in one line (see docs/security.md)."""
+    from spacer.storage.confinement import SETTING, check_roots_exist, configured_roots
+    roots = configured_roots()  # ConfigError (one line) for a relative root
+    if roots:
+        check_roots_exist(roots)
+    elif not unconfined:
+        raise SystemExit(
+            f"spacer worker: refusing to start unconfined: set SPACER_{SETTING} to the"
+            f" folders filesystem locations may use (separated by {os.pathsep!r}), or pass"
+            f" --unconfined to let messages read and write any path this user can.")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.device:
         os.environ['SPACER_DEVICE'] = args.device
@@ -79,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
     if settings.embedded:
         raise SystemExit("spacer worker: no broker configured; set SPACER_BROKER_URL "
                          "(e.g. redis://localhost:6379/0).")
+    require_confinement(getattr(args, 'unconfined', False))
+    # Messages choose URLs: a worker refuses private addresses unless told.
+    from spacer.storage.url_guard import protect_worker
+    protect_worker()
     requested = [q.strip() for q in args.queues.split(',') if q.strip()]
     kinds = _kinds(requested, settings)
     queue_names = [settings.queues[k] for k in QUEUE_KINDS if k in kinds]
@@ -110,4 +129,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--hostname', '-n', help='worker node name')
     parser.add_argument('--loglevel', '-l', default='INFO', help='default: %(default)s')
     parser.add_argument('--logfile', '-f', help='log to this file instead of stderr')
+    parser.add_argument('--unconfined', action='store_true',
+                        help='start without FILESYSTEM_ROOTS: messages may then read and '
+                             'write any path this user can (default: refused)')
     parser.set_defaults(func=run, takes_celery_options=True)

@@ -1,7 +1,7 @@
 """`spacer run` and `spacer demo`: the main job on the command line.
 
 `workers/cli.py` builds the `spacer` command and calls `register` here to
-add these two subcommands. Exit status: 0 done, 1 the job failed, 2 bad
+add `run`, `classify` and `demo`. Exit status: 0 done, 1 the job failed, 2 bad
 input (the CSV problems are listed with their line numbers).
 """
 from __future__ import annotations
@@ -45,13 +45,39 @@ def _add_training_options(parser: argparse.ArgumentParser,
                        help='training epochs (default: %(default)s)')
 
 
+def _threshold(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(
+            f"must be between 0 and 1 (0.8 accepts confidences of 80% and "
+            f"more), got {value}")
+    return value
+
+
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--accept-threshold', type=_threshold, metavar='T',
+                        help="CoralNet's alleviate: accept machine labels "
+                             "whose confidence reaches T (0-1); the rest are "
+                             "marked 'needs review' in predictions.csv and "
+                             "left unlabelled in coralnet_upload.csv")
     parser.add_argument('--report-images', type=_non_negative_int, default=4,
                         metavar='N',
                         help='photos with predicted points drawn in the '
                              'report (default: %(default)s)')
     parser.add_argument('-q', '--quiet', action='store_true',
                         help='no progress bars')
+
+
+def _add_extractor_options(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument('--weights', type=Path, metavar='FILE',
+                        help="EfficientNet-B0 weights (a torch file holding "
+                             "{'net': state_dict}, e.g. CoralNet's "
+                             "efficientnet_b0_ver1.pt); default: the built-in "
+                             "random-init network")
+    source.add_argument('--extractor', type=Path, metavar='JSON',
+                        help='a serialized extractor (pyspacer JSON with '
+                             'class_path, data_locations, data_hashes)')
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -75,15 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help='points to classify (columns Name, Row, Column)')
     run.add_argument('-o', '--output', type=Path, default=Path('spacer-output'),
                      help='output folder (default: %(default)s)')
-    source = run.add_mutually_exclusive_group()
-    source.add_argument('--weights', type=Path, metavar='FILE',
-                        help="EfficientNet-B0 weights (a torch file holding "
-                             "{'net': state_dict}, e.g. CoralNet's "
-                             "efficientnet_b0_ver1.pt); default: the built-in "
-                             "random-init network")
-    source.add_argument('--extractor', type=Path, metavar='JSON',
-                        help='a serialized extractor (pyspacer JSON with '
-                             'class_path, data_locations, data_hashes)')
+    _add_extractor_options(run)
     _add_training_options(run)
     split = run.add_argument_group('evaluation')
     split.add_argument('--split', choices=('images', 'points'), default='images',
@@ -100,6 +118,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           'extraction instead of stopping')
     _add_output_options(run)
     run.set_defaults(func=run_command, needs_broker=True)
+
+    classify = subparsers.add_parser(
+        'classify', help='classify points with a classifier trained earlier',
+        description=(
+            'Extract features for the points to classify and classify them '
+            'with an existing classifier (spacer\'s classifier.pkl, '
+            'pyspacer 0.14\'s or a legacy CoralNet one): no annotations, no '
+            'training. Give the extractor the classifier was trained with '
+            '(--weights or --extractor); a classifier expecting another '
+            'feature length is refused. Writes predictions.csv, cover.csv, '
+            'coralnet_upload.csv and report.html.'))
+    classify.add_argument('images', type=Path, help='folder of survey photos')
+    classify.add_argument('--classifier', type=Path, required=True,
+                          metavar='FILE', help='classifier pickle')
+    classify.add_argument('--points', type=Path, required=True, metavar='CSV',
+                          help='points to classify (columns Name, Row, Column)')
+    classify.add_argument('-o', '--output', type=Path,
+                          default=Path('spacer-output'),
+                          help='output folder (default: %(default)s)')
+    _add_extractor_options(classify)
+    classify.add_argument('--skip-invalid', action='store_true',
+                          help='leave out invalid CSV rows and images that '
+                               'fail extraction instead of stopping')
+    _add_output_options(classify)
+    classify.set_defaults(func=classify_command, needs_broker=True)
 
     demo = subparsers.add_parser(
         'demo', help='generate a small synthetic survey and run the main job on it',
@@ -188,6 +231,34 @@ def run_command(args: argparse.Namespace) -> int:
             ref_ratio=args.ref_ratio, val_ratio=args.val_ratio,
             skip_invalid=args.skip_invalid,
             images_in_report=args.report_images,
+            accept_threshold=args.accept_threshold, keep_predictions=False,
+            show_progress=not args.quiet), inputs=inputs)
+        _print_outcome(outcome)
+        return EXIT_OK
+    return _guarded(action)
+
+
+def classify_command(args: argparse.Namespace) -> int:
+    from workers.mainjob import existing_classifier
+    from workers.mainjob.pipeline import (JobSpec, check_inputs,
+                                          check_output_dir, run_job)
+
+    def action() -> int:
+        inputs = check_inputs(args.images, None, args.points,
+                              args.skip_invalid)
+        check_output_dir(args.output)
+        choice = _choose_extractor(args)
+        try:
+            existing_classifier.load(args.classifier, choice.extractor)
+        except existing_classifier.ClassifierMismatchError as err:
+            return _fail(str(err), EXIT_BAD_INPUT)
+        outcome = run_job(JobSpec(
+            images_dir=args.images, annotations_csv=None,
+            points_csv=args.points, output_dir=args.output,
+            extractor=choice.extractor, extractor_note=choice.note,
+            classifier_file=args.classifier, skip_invalid=args.skip_invalid,
+            images_in_report=args.report_images,
+            accept_threshold=args.accept_threshold, keep_predictions=False,
             show_progress=not args.quiet), inputs=inputs)
         _print_outcome(outcome)
         return EXIT_OK
@@ -199,7 +270,9 @@ def _print_outcome(outcome) -> None:
                 else f"{100 * outcome.accuracy:.1f}%")
     print(f"Validation accuracy: {accuracy}")
     print(f"Predictions: {outcome.predictions_csv} "
-          f"({len(outcome.predictions)} points)")
+          f"({outcome.points_classified} points)")
+    print(f"Cover:       {outcome.cover_csv}")
+    print(f"For CoralNet's annotation upload: {outcome.upload_csv}")
     print(f"Classifier:  {outcome.classifier}")
     print(f"Report:      {outcome.report}")
 
@@ -219,6 +292,7 @@ def demo_command(args: argparse.Namespace) -> int:
                           seed=args.seed, clf_type=args.classifier,
                           epochs=args.epochs,
                           images_in_report=args.report_images,
+                          accept_threshold=args.accept_threshold,
                           show_progress=not args.quiet)
         _print_outcome(result.outcome)
         if result.accuracy_on_new is not None:

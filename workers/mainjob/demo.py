@@ -63,7 +63,7 @@ def run_demo(folder: Path | str, annotated_images: int = 16,
              size: tuple[int, int] = (640, 480), seed: int = 0,
              clf_type: str = 'MLP', epochs: int = 30,
              images_in_report: int = 4, show_progress: bool = True,
-             extractor_choice=None, dispatcher=None, say=None) -> DemoResult:
+             accept_threshold: float | None = None, extractor_choice=None, dispatcher=None, say=None) -> DemoResult:
     """Generate (or reuse) the survey under `folder`/survey and run the main
     job into `folder`/output with the default extractor."""
     from workers.mainjob import extractor_choice as choices
@@ -83,7 +83,8 @@ def run_demo(folder: Path | str, annotated_images: int = 16,
         # Few photos: hold out points stratified by label, so that every
         # label is in every set; the new photos give the per-image figure.
         split='points', ref_ratio=0.1, val_ratio=0.2,
-        images_in_report=images_in_report, show_progress=show_progress)
+        images_in_report=images_in_report, show_progress=show_progress,
+        accept_threshold=accept_threshold)
     job.say = say
     outcome = run_job(job, dispatcher)
     accuracy = (accuracy_against_truth(outcome, dataset.truth_csv)

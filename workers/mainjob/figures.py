@@ -93,3 +93,30 @@ def threshold_curve_png(curve: list[ThresholdPoint]) -> bytes:
     axes.legend(loc='lower left', fontsize=8)
     axes.set_title('Confidence threshold trade-off (validation points)')
     return _png(figure)
+
+
+def cover_png(covers: list[tuple[str, dict[str, float]]],
+              colours: dict[str, tuple[int, int, int]]) -> bytes:
+    """One stacked bar of percent cover per image (the survey's mean
+    first), labels in the same colours as on the photos."""
+    names = [name for name, _ in covers]
+    labels = list(colours)
+    figure = Figure(figsize=(8, max(2.5, 0.28 * len(covers) + 1.5)))
+    axes = figure.add_subplot()
+    left = np.zeros(len(covers))
+    for label in labels:
+        values = np.array([cover.get(label, 0.0) for _, cover in covers])
+        if not values.any():
+            continue
+        axes.barh(range(len(covers)), values, left=left, label=label,
+                  color=[c / 255 for c in colours[label]],
+                  edgecolor='white', linewidth=0.5)
+        left += values
+    axes.set_yticks(range(len(covers)), names, fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlim(0, 100)
+    axes.set_xlabel('percent cover (share of points)')
+    axes.legend(loc='upper left', bbox_to_anchor=(1.01, 1), fontsize=8,
+                frameon=False)
+    axes.set_title('Percent cover by predicted label')
+    return _png(figure)

@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -34,8 +34,14 @@ from workers.mainjob.csv_input import (CsvInputError, CsvIssue, PointRow,
                                        read_points)
 from workers.mainjob.dispatch import Dispatcher, QueueDispatcher
 from workers.mainjob.featurestore import FeatureStore
+from workers.mainjob import existing_classifier
+from workers.mainjob.acceptance import Acceptance
+from workers.mainjob.acceptance import from_validation as acceptance_from_validation
+from workers.mainjob.image_split import split_images_stratified
 from workers.mainjob.images import ImageCatalog
-from workers.mainjob.predictions import Prediction, rank, write_csv
+from workers.mainjob.label_coverage import Coverage, coverage, describe_left_out
+from workers.mainjob.predictions import Prediction, rank
+from workers.mainjob.results import ResultPaths, ResultSink
 from workers.mainjob.progress import bar, epoch_follower
 from workers.mainjob.report import ReportContent, write_report
 
@@ -65,10 +71,13 @@ def _stderr(text: str) -> None:
 class JobSpec:
     """Everything `spacer run` was asked to do."""
     images_dir: Path
-    annotations_csv: Path
+    annotations_csv: Path | None           # None: classify only
     output_dir: Path
     extractor: object                      # a spacer FeatureExtractor
     points_csv: Path | None = None
+    classifier_file: Path | None = None    # classify with it, no training
+    accept_threshold: float | None = None  # CoralNet's alleviate, 0-1
+    keep_predictions: bool = True          # JobOutcome.predictions (memory!)
     extractor_note: str | None = None      # stated in the output and report
     clf_type: str = 'MLP'
     epochs: int = 10
@@ -88,13 +97,18 @@ class JobOutcome:
     report: Path
     predictions_csv: Path
     classifier: Path
-    valresult: Path
+    valresult: Path | None
     images_extracted: int
     images_reused: int
     trained: bool
     accuracy: float | None
     skipped_rows: list[CsvIssue] = field(default_factory=list)
     predictions: list[Prediction] = field(default_factory=list)
+    cover_csv: Path | None = None
+    upload_csv: Path | None = None
+    coverage: Coverage | None = None
+    acceptance: Acceptance | None = None
+    points_classified: int = 0
 
 
 @dataclass
@@ -121,16 +135,18 @@ class CheckedInputs:
     skipped: list[CsvIssue]
 
 
-def check_inputs(images_dir: Path, annotations_csv: Path,
+def check_inputs(images_dir: Path, annotations_csv: Path | None,
                  points_csv: Path | None, skip_invalid: bool,
                  say: Callable[[str], None] = _stderr) -> CheckedInputs:
     """Read and check both CSVs against the photos, before any work starts.
     Raises CsvInputError listing every problem by line, unless
-    `skip_invalid` (problems that leave nothing to read always raise)."""
+    `skip_invalid` (problems that leave nothing to read always raise).
+    No annotations CSV (classifying only): the points CSV is required."""
     catalog = ImageCatalog(images_dir)
-    tables = [read_annotations(annotations_csv, catalog)]
-    if points_csv is not None:
-        tables.append(read_points(points_csv, catalog))
+    annotations = (read_annotations(annotations_csv, catalog)
+                   if annotations_csv is not None else None)
+    points = read_points(points_csv, catalog) if points_csv is not None else None
+    tables = [table for table in (annotations, points) if table is not None]
     issues = [issue for table in tables for issue in table.issues]
     if any(issue.fatal for issue in issues):
         raise CsvInputError(issues)
@@ -141,11 +157,12 @@ def check_inputs(images_dir: Path, annotations_csv: Path,
     if issues:
         say(f"Leaving out {len(issues)} invalid rows:\n"
             + format_issues(issues, limit=10))
-    annotations = tables[0].rows
-    if not annotations:
+    if annotations is not None and not annotations.rows:
         raise JobError("No valid annotation rows are left to train on.")
-    return CheckedInputs(annotations,
-                         tables[1].rows if len(tables) > 1 else [], issues)
+    if annotations is None and (points is None or not points.rows):
+        raise JobError("No valid points are left to classify.")
+    return CheckedInputs(annotations.rows if annotations else [],
+                         points.rows if points else [], issues)
 
 
 def _group(images_dir: Path, annotations: list[PointRow],
@@ -321,17 +338,21 @@ def _read_record(path: Path) -> dict:
 
 def _train(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
            dispatcher: Dispatcher, paths: dict[str, Path], run_key: str
-           ) -> tuple[bool, dict]:
+           ) -> tuple[bool, dict, Coverage]:
     """Train unless the same training already finished. Returns (trained,
-    what training reported)."""
+    what training reported, where each label's annotations went)."""
     labels = ImageLabels({
         store.location(image.name): [(p.row, p.col, p.label)
                                      for p in image.annotations]
         for image in images.values() if image.annotations})
     try:
-        split = preprocess_labels(labels,
-                                  split_ratios=(spec.ref_ratio, spec.val_ratio),
-                                  split_mode=SPLIT_MODES[spec.split])
+        if spec.split == 'images':
+            split = preprocess_labels(split_images_stratified(
+                labels, (spec.ref_ratio, spec.val_ratio)))
+        else:
+            split = preprocess_labels(
+                labels, split_ratios=(spec.ref_ratio, spec.val_ratio),
+                split_mode=SPLIT_MODES[spec.split])
     except Exception as err:
         hint = (" With few images, holding out whole images can leave a "
                 "label out of a set: try --split points."
@@ -343,6 +364,10 @@ def _train(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
         model_loc=DataLocation('filesystem', str(paths['classifier'])),
         valresult_loc=DataLocation('filesystem', str(paths['valresult'])),
         feature_cache_dir=TrainClassifierMsg.FeatureCache.DISABLED)
+    label_use = coverage(labels, split, spec.split)
+    explained = describe_left_out(label_use)
+    if explained:
+        spec.say(explained)
     fingerprint = _fingerprint(message)
     message.job_token = f"{run_key}:train:{fingerprint[:12]}"
     record_path = paths['training']
@@ -352,7 +377,7 @@ def _train(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
         if record.get('message_sha256') == fingerprint:
             spec.say("Reusing the classifier trained by an earlier run on the "
                      "same features and labels.")
-            return False, record
+            return False, record, label_use
     # From here until the new record is written, no record vouches for
     # whatever classifier file lies there (a crash mid-training).
     record_path.unlink(missing_ok=True)
@@ -379,34 +404,33 @@ def _train(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
     partial = record_path.with_name(record_path.name + '.part')
     partial.write_text(json.dumps(record, indent=2))
     partial.replace(record_path)
-    return True, record
+    return True, record, label_use
 
 
 def _classify(spec: JobSpec, images: dict[str, _Image], store: FeatureStore,
               dispatcher: Dispatcher, classifier: Path, run_key: str,
-              classifier_id: str) -> list[Prediction]:
-    wanted = [image for image in images.values() if image.to_classify]
-    messages = [ClassifyFeaturesMsg(
+              classifier_id: str, sink: ResultSink) -> None:
+    """Classify image by image into `sink`: images in the order of their
+    first point in the points file, points in the file's order."""
+    wanted = sorted((image for image in images.values() if image.to_classify),
+                    key=lambda image: min(p.line for p in image.to_classify))
+    messages = (ClassifyFeaturesMsg(
         job_token=f"{run_key}:classify:{classifier_id[:12]}:{image.name}",
         feature_loc=store.location(image.name),
         classifier_loc=DataLocation('filesystem', str(classifier)))
-        for image in wanted]
-    by_point: dict[tuple[Path, int, int], Prediction] = {}
+        for image in wanted)
     with bar(len(wanted), 'Classifying', 'image', spec.show_progress) as progress:
         for image, returned in zip(
                 wanted, dispatcher.run_all('classify_features', messages)):
             if isinstance(returned, Exception):
                 raise JobError(f"Classifying {image.name} failed: {returned}")
-            for point in image.to_classify:
-                scores = returned[(point.row, point.col)]
-                by_point[(point.path, point.row, point.col)] = Prediction(
-                    point.name, point.row, point.col,
-                    rank(scores, returned.classes))
+            points = sorted(image.to_classify, key=lambda p: p.line)
+            sink.add(image.name, [
+                Prediction(point.name, point.row, point.col,
+                           rank(returned[(point.row, point.col)],
+                                returned.classes))
+                for point in points])
             progress.update(1)
-    # In the points file's order.
-    rows = sorted((p for image in wanted for p in image.to_classify),
-                  key=lambda p: p.line)
-    return [by_point[(p.path, p.row, p.col)] for p in rows]
 
 
 def _epochs_summary(record: dict) -> str:
@@ -425,58 +449,55 @@ def _describe_extractor(spec: JobSpec, store: FeatureStore) -> str:
 
 
 def _summary(spec: JobSpec, images: dict[str, _Image], images_dir: Path,
-             predictions: list[Prediction], skipped: list[CsvIssue],
-             store: FeatureStore, extracted: int, reused: int, record: dict,
-             seconds: float) -> list[tuple[str, str]]:
+             sink: ResultSink, skipped: list[CsvIssue], store: FeatureStore,
+             extracted: int, reused: int, record: dict | None,
+             label_use: Coverage | None, seconds: float
+             ) -> list[tuple[str, str]]:
     """The report's table of what this run did."""
     annotated = [image for image in images.values() if image.annotations]
-    return [
-        ('Images folder', str(images_dir)),
-        ('Annotations', f"{sum(len(i.annotations) for i in annotated)} "
-                        f"points on {len(annotated)} images"),
-        ('Points classified', f"{len(predictions)} on "
-                              f"{len({p.name for p in predictions})} images"),
+    rows = [('Images folder', str(images_dir))]
+    if label_use is not None:
+        totals = label_use.totals()
+        rows.append(('Annotations', (
+            f"{totals['annotations']} points on {len(annotated)} images: "
+            f"{totals['train']} train + {totals['ref']} reference + "
+            f"{totals['val']} validation + {totals['left_out']} left out "
+            f"({len(label_use.left_out)} label(s) that cannot be learned)")))
+    rows += [
+        ('Points classified', f"{sink.points} on {len(sink.cover.counts)} images"),
         ('Invalid rows left out', str(len(skipped))),
         ('Feature extractor', _describe_extractor(spec, store)),
         ('Features', f"{extracted} images extracted, {reused} reused"),
-        ('Classifier', f"{spec.clf_type}, {spec.epochs} epochs, split by "
-                       f"{spec.split}: {record.get('train_points')} train / "
-                       f"{record.get('ref_points')} reference / "
-                       f"{record.get('val_points')} validation points"),
-        ('Reference accuracy by epoch', _epochs_summary(record)),
-        ('Run time', f"{seconds:.1f} s"),
     ]
+    if record is not None:
+        rows += [
+            ('Classifier', f"{spec.clf_type}, {spec.epochs} epochs, split by "
+                           f"{spec.split} (stratified by label)"),
+            ('Reference accuracy by epoch', _epochs_summary(record))]
+    else:
+        rows.append(('Classifier', f"{spec.classifier_file} (trained "
+                                   "earlier; no validation in this run)"))
+    rows.append(('Run time', f"{seconds:.1f} s"))
+    return rows
 
 
-def run_job(spec: JobSpec, dispatcher: Dispatcher | None = None,
-            inputs: CheckedInputs | None = None) -> JobOutcome:
-    """Run the whole main job; raise CsvInputError or JobError with a
-    message for the user when it cannot. `inputs`: the CSVs as
-    `check_inputs` already read them for this spec."""
-    started = time.time()
+def _prepare(spec: JobSpec, inputs: CheckedInputs | None, dispatcher):
+    """Check inputs and output folder, extract features. Returns what the
+    rest of the job needs."""
     if spec.split not in SPLIT_MODES:
         raise ValueError(f"split must be one of {', '.join(SPLIT_MODES)}")
     check_output_dir(spec.output_dir)
     if inputs is None:
         inputs = check_inputs(spec.images_dir, spec.annotations_csv,
                               spec.points_csv, spec.skip_invalid, spec.say)
-    annotations, to_classify, skipped = (inputs.annotations,
-                                         inputs.to_classify, inputs.skipped)
     images_dir = Path(spec.images_dir).resolve()
-    images = _group(images_dir, annotations, to_classify)
+    images = _group(images_dir, inputs.annotations, inputs.to_classify)
     output = Path(spec.output_dir).resolve()
     _make_output_dir(output)
-    paths = {'classifier': output / 'classifier.pkl',
-             'valresult': output / 'valresult.json',
-             'training': output / 'training.json',
-             'predictions': output / 'predictions.csv',
-             'report': output / 'report.html'}
     if spec.extractor_note:
         spec.say(spec.extractor_note)
     store = FeatureStore(output, spec.extractor)
-    dispatcher = dispatcher or QueueDispatcher()
     run_key = 'spacer-run:' + _short_hash([str(output), store.identity])
-
     extracted, reused, failures = _extract(spec, images, store, dispatcher,
                                            run_key)
     if failures:
@@ -491,28 +512,97 @@ def run_job(spec: JobSpec, dispatcher: Dispatcher | None = None,
         spec.say(f"Leaving out {len(failures)} images whose extraction "
                  f"failed:\n{listing}")
         images = {n: i for n, i in images.items() if n not in failures}
-        if not any(image.annotations for image in images.values()):
+        if (spec.classifier_file is None
+                and not any(image.annotations for image in images.values())):
             raise JobError(
                 "Feature extraction failed for every annotated image (see "
                 "the list above): no annotations are left to train on.")
+    return inputs, images_dir, images, output, store, run_key, extracted, reused
 
-    trained, record = _train(spec, images, store, dispatcher, paths, run_key)
-    valresults = ValResults.load(DataLocation('filesystem',
-                                              str(paths['valresult'])))
-    predictions = _classify(spec, images, store, dispatcher,
-                            paths['classifier'], run_key,
-                            record['message_sha256'])
-    write_csv(paths['predictions'], predictions)
 
-    accuracy = metrics.overall_accuracy(valresults)
-    summary = _summary(spec, images, images_dir, predictions, skipped, store,
-                       extracted, reused, record, time.time() - started)
+def _say_acceptance(spec: JobSpec, acceptance: Acceptance | None) -> None:
+    if acceptance is None:
+        return
+    share = acceptance.share_accepted
+    expected = acceptance.expected_accuracy
+    spec.say(
+        f"Accept threshold {acceptance.threshold:.2f}: {acceptance.accepted} of "
+        f"{acceptance.points} points accepted"
+        + (f" ({100 * share:.1f}%)" if share is not None else '')
+        + (f"; expected accuracy on them {100 * expected:.1f}% "
+           f"({acceptance.validation_correct} of "
+           f"{acceptance.validation_accepted} validation points at or above "
+           "it were right)" if expected is not None else
+           "; no validation point reaches it, so no accuracy can be expected"
+           if acceptance.validation_points else
+           "; no validation results to estimate their accuracy"))
+
+
+def run_job(spec: JobSpec, dispatcher: Dispatcher | None = None,
+            inputs: CheckedInputs | None = None) -> JobOutcome:
+    """Run the whole main job; raise CsvInputError or JobError with a
+    message for the user when it cannot. `inputs`: the CSVs as
+    `check_inputs` already read them for this spec. With
+    `spec.classifier_file`, no training: that classifier classifies."""
+    started = time.time()
+    loaded = None
+    if spec.classifier_file is not None:
+        loaded = existing_classifier.load(spec.classifier_file, spec.extractor)
+    dispatcher = dispatcher or QueueDispatcher()
+    (inputs, images_dir, images, output, store, run_key, extracted,
+     reused) = _prepare(spec, inputs, dispatcher)
+    paths = {'classifier': output / 'classifier.pkl',
+             'valresult': output / 'valresult.json',
+             'training': output / 'training.json',
+             'report': output / 'report.html'}
+    result_paths = ResultPaths(output / 'predictions.csv',
+                               output / 'coralnet_upload.csv',
+                               output / 'cover.csv')
+    if loaded is None:
+        trained, record, label_use = _train(spec, images, store, dispatcher,
+                                        paths, run_key)
+        valresults = ValResults.load(DataLocation('filesystem',
+                                                  str(paths['valresult'])))
+        classifier, classifier_id = paths['classifier'], record['message_sha256']
+        labels = [str(c) for c in valresults.classes]
+    else:
+        trained, record, label_use, valresults = False, None, None, None
+        classifier = loaded.path
+        classifier_id = file_sha256(loaded.path)
+        labels = loaded.classes
+
+    sink = ResultSink(result_paths, labels, spec.accept_threshold,
+                      spec.images_in_report, keep_all=spec.keep_predictions)
+    try:
+        _classify(spec, images, store, dispatcher, classifier, run_key,
+                  classifier_id, sink)
+    except BaseException:
+        sink.abandon()
+        raise
+    sink.close()
+    acceptance = None
+    if spec.accept_threshold is not None:
+        acceptance = replace(
+            acceptance_from_validation(spec.accept_threshold, valresults),
+            points=sink.points, accepted=sink.accepted)
+    _say_acceptance(spec, acceptance)
+
+    accuracy = (metrics.overall_accuracy(valresults)
+                if valresults is not None else None)
+    summary = _summary(spec, images, images_dir, sink, inputs.skipped, store,
+                       extracted, reused, record, label_use,
+                       time.time() - started)
     notices = [spec.extractor_note] if spec.extractor_note else []
     write_report(paths['report'], ReportContent(
         valresults=valresults, summary=summary, notices=notices,
-        predictions=predictions,
-        image_paths={point.name: point.path for point in to_classify},
-        images_to_draw=spec.images_in_report))
-    return JobOutcome(output, paths['report'], paths['predictions'],
-                      paths['classifier'], paths['valresult'], extracted,
-                      reused, trained, accuracy, skipped, predictions)
+        predictions=[p for drawn in sink.drawn.values() for p in drawn],
+        image_paths={image.name: image.path for image in images.values()
+                     if image.name in sink.drawn},
+        images_to_draw=spec.images_in_report, coverage=label_use,
+        cover=sink.cover, acceptance=acceptance, points_classified=sink.points))
+    return JobOutcome(output, paths['report'], result_paths.predictions,
+                      classifier, paths['valresult'] if loaded is None else None,
+                      extracted, reused, trained, accuracy, inputs.skipped,
+                      sink.kept, cover_csv=result_paths.cover,
+                      upload_csv=result_paths.upload, coverage=label_use,
+                      acceptance=acceptance, points_classified=sink.points)

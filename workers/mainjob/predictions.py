@@ -1,7 +1,11 @@
-"""Turn classifier scores into the rows of predictions.csv.
+"""Classifier scores as CoralNet writes them: predictions.csv.
 
-One row per point: the top label and its score, then the runners-up, so a
-user can sort by confidence in a spreadsheet or apply their own threshold.
+One row per point, in CoralNet's export dialect: Name, Row, Column, then
+`Machine suggestion N` / `Machine confidence N` for the 5 best labels
+(CoralNet's NUM_SUGGESTIONS), confidences as whole percentages as CoralNet
+stores them, and, with an accept threshold, whether the point is accepted or
+needs review. Rows are written as they come, so a survey of any size costs
+one image's rows of memory.
 """
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-TOP_K = 3
+TOP_K = 5
+ACCEPTED, NEEDS_REVIEW = 'accepted', 'needs review'
+STATUS_COLUMN = 'Status'
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,23 @@ class Prediction:
     def score(self) -> float:
         return self.ranked[0][1]
 
+    @property
+    def confidence(self) -> int:
+        """The top score as CoralNet shows it: a whole percentage."""
+        return confidence_percent(self.score)
+
+
+def confidence_percent(score: float) -> int:
+    """A score (0-1) as CoralNet stores it: an integer percentage."""
+    return int(round(100 * float(score)))
+
+
+def is_accepted(score: float, threshold: float | None) -> bool:
+    """CoralNet's rule: accept when the confidence percentage reaches the
+    threshold's. No threshold: nothing is accepted automatically."""
+    return (threshold is not None
+            and confidence_percent(score) >= confidence_percent(threshold))
+
 
 def rank(scores: list[float], classes: list, k: int = TOP_K
          ) -> tuple[tuple[str, float], ...]:
@@ -38,39 +61,66 @@ def rank(scores: list[float], classes: list, k: int = TOP_K
     return tuple((str(classes[i]), float(scores[i])) for i in order)
 
 
-def header(k: int = TOP_K) -> list[str]:
-    columns = ['Name', 'Row', 'Column', 'Label', 'Score']
-    for place in range(2, k + 1):
-        columns += [f'Label {place}', f'Score {place}']
-    return columns
+def header(k: int = TOP_K, with_status: bool = False) -> list[str]:
+    columns = ['Name', 'Row', 'Column']
+    for place in range(1, k + 1):
+        columns += [f'Machine suggestion {place}', f'Machine confidence {place}']
+    return columns + ([STATUS_COLUMN] if with_status else [])
+
+
+class PredictionsWriter:
+    """predictions.csv, written row by row into a `.part` file that
+    replaces the final name only when complete (`close`)."""
+
+    def __init__(self, path: Path | str, threshold: float | None = None,
+                 k: int = TOP_K):
+        self.path = Path(path)
+        self.threshold = threshold
+        self.k = k
+        self._partial = self.path.with_name(self.path.name + '.part')
+        self._handle = self._partial.open('w', newline='', encoding='utf-8')
+        self._writer = csv.writer(self._handle)
+        self._writer.writerow(header(k, threshold is not None))
+
+    def write(self, predictions: list[Prediction]) -> None:
+        for p in predictions:
+            cells: list = [p.name, p.row, p.col]
+            for label, score in p.ranked[:self.k]:
+                cells += [label, confidence_percent(score)]
+            cells += [''] * (3 + 2 * self.k - len(cells))
+            if self.threshold is not None:
+                cells.append(ACCEPTED if is_accepted(p.score, self.threshold)
+                             else NEEDS_REVIEW)
+            self._writer.writerow(cells)
+
+    def close(self) -> None:
+        self._handle.close()
+        self._partial.replace(self.path)
+
+    def abandon(self) -> None:
+        self._handle.close()
+        self._partial.unlink(missing_ok=True)
 
 
 def write_csv(path: Path | str, predictions: list[Prediction],
-              k: int = TOP_K) -> None:
-    """Write predictions.csv (atomically: a crash never leaves half a file)."""
-    path = Path(path)
-    partial = path.with_name(path.name + '.part')
-    with partial.open('w', newline='', encoding='utf-8') as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header(k))
-        for p in predictions:
-            cells = [p.name, p.row, p.col]
-            for label, score in p.ranked:
-                cells += [label, f'{score:.4f}']
-            cells += [''] * (len(header(k)) - len(cells))
-            writer.writerow(cells)
-    partial.replace(path)
+              k: int = TOP_K, threshold: float | None = None) -> None:
+    """Write predictions.csv at once (atomically)."""
+    writer = PredictionsWriter(path, threshold, k)
+    writer.write(predictions)
+    writer.close()
 
 
 def read_csv(path: Path | str) -> list[Prediction]:
-    """Read a predictions.csv written by `write_csv`."""
+    """Read a predictions.csv written here (scores to the whole percent)."""
     with Path(path).open(newline='', encoding='utf-8') as handle:
         reader = csv.reader(handle)
-        next(reader)
+        columns = next(reader)
+        pairs_end = 3 + 2 * sum(c.startswith('Machine suggestion ')
+                                for c in columns)
         result = []
         for cells in reader:
-            pairs = [(cells[i], float(cells[i + 1]))
-                     for i in range(3, len(cells) - 1, 2) if cells[i]]
+            pairs = [(cells[i], int(cells[i + 1]) / 100)
+                     for i in range(3, pairs_end, 2) if cells[i]]
             result.append(Prediction(cells[0], int(cells[1]), int(cells[2]),
                                      tuple(pairs)))
         return result

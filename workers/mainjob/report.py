@@ -14,7 +14,11 @@ from pathlib import Path
 
 from workers.mainjob import figures, metrics
 from workers.mainjob.drawing import draw_predictions, label_colours
+from workers.mainjob.cover import SURVEY_ROW
 from workers.mainjob.predictions import Prediction
+
+# Images in the cover chart (cover.csv has them all).
+COVER_CHART_IMAGES = 40
 
 # Thresholds listed in the report's table (the curve shows all of them).
 TABLE_THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -44,6 +48,10 @@ class ReportContent:
     image_paths: dict[str, Path] = field(default_factory=dict)  # name -> file
     images_to_draw: int = 4
     title: str = 'spacer: classifier report'
+    coverage: object | None = None      # label_coverage.Coverage (training)
+    cover: object | None = None         # cover.CoverTally
+    acceptance: object | None = None    # acceptance.Acceptance
+    points_classified: int | None = None  # default: len(predictions)
 
 
 def _data_uri(png: bytes) -> str:
@@ -115,31 +123,115 @@ def _validation_section(valresults) -> str:
     return '\n'.join(parts)
 
 
-def _predictions_section(content: ReportContent, labels: list[str]) -> str:
+def _labels_section(coverage) -> str:
+    """Every annotated label: trained (with its points per set) or left out
+    with the reason and the fix. The counts add up to the annotations."""
+    if coverage is None:
+        return ''
+    totals = coverage.totals()
+    parts = ['<section id="labels"><h2>Which labels were learned</h2>',
+             f'<p><span id="annotation-count">{totals["annotations"]}</span> '
+             f'annotations = {totals["train"]} training + {totals["ref"]} '
+             f'reference + {totals["val"]} validation + '
+             f'<span id="left-out-count">{totals["left_out"]}</span> left out.'
+             '</p>']
+    if coverage.left_out:
+        parts.append('<p class="notice">The classifier cannot predict these '
+                     'labels: their points on new photos get another label.'
+                     '</p>')
+        parts.append(_table('left-out-labels',
+                            ['Label', 'Annotations', 'Images', 'Why', 'Fix'],
+                            [[u.label, u.annotations, u.images, u.reason, u.fix]
+                             for u in coverage.left_out]))
+    parts.append(_table(
+        'label-sets', ['Label', 'Annotations', 'Images', 'Training',
+                       'Reference', 'Validation', 'Learned'],
+        [[u.label, u.annotations, u.images, u.train, u.ref, u.val,
+          'yes' if u.trained else 'no'] for u in coverage.labels]))
+    parts.append('</section>')
+    return '\n'.join(parts)
+
+
+def _acceptance_section(acceptance) -> str:
+    if acceptance is None:
+        return ''
+    rows = [['Threshold', f'{acceptance.threshold:.2f}'],
+            ['Points accepted', f'{acceptance.accepted} of {acceptance.points} '
+                                f'({_percent(acceptance.share_accepted)})'],
+            ['Points that need review', str(acceptance.points
+                                            - acceptance.accepted)],
+            ['Validation points at or above it',
+             f'{acceptance.validation_accepted} of '
+             f'{acceptance.validation_points} '
+             f'({_percent(acceptance.validation_share)})'],
+            ['Expected accuracy on accepted points',
+             _percent(acceptance.expected_accuracy)]]
+    return ('<section id="acceptance"><h2>Accept threshold</h2><p>Points whose '
+            'top confidence (a whole percentage, as CoralNet rounds it) reaches '
+            'the threshold are accepted with their machine label '
+            '(<code>coralnet_upload.csv</code> gives them that label); the rest '
+            'are left for a person. The accuracy to expect is that on the '
+            'validation points the same rule accepts.</p>'
+            + _table('acceptance-table', ['', ''], rows) + '</section>')
+
+
+def _cover_section(content: ReportContent, colours) -> str:
+    tally = content.cover
+    if tally is None or not tally.counts:
+        return ''
+    survey = tally.survey_cover()
+    names = list(tally.counts)
+    shown = [(SURVEY_ROW, survey)] + [(n, tally.image_cover(n))
+                                      for n in names[:COVER_CHART_IMAGES]]
+    more = (f' The first {COVER_CHART_IMAGES} of {len(names)} images are '
+            'drawn; cover.csv holds them all.'
+            if len(names) > COVER_CHART_IMAGES else '')
+    return '\n'.join([
+        '<section id="cover"><h2>Percent cover</h2>',
+        '<p>Share of each image\'s classified points predicted as each label; '
+        'the survey\'s cover is the mean over images (each weighs the same). '
+        f'All in <code>cover.csv</code>.{html.escape(more)}</p>',
+        _table('survey-cover', ['Label', 'Survey cover'],
+               [[label, f'{value:.1f}%'] for label, value in
+                sorted(survey.items(), key=lambda kv: -kv[1])]),
+        _figure('cover-chart', figures.cover_png(shown, colours),
+                'percent cover per image', 'Percent cover per image, by '
+                'predicted label; the top bar is the survey mean.'),
+        '</section>'])
+
+
+def _predictions_section(content: ReportContent, colours) -> str:
     predictions = content.predictions
-    if not predictions:
+    total = (content.points_classified if content.points_classified
+             is not None else len(predictions))
+    if not total:
         return ('<section id="predictions"><h2>Predictions</h2><p>No points '
                 'were classified: none were given (use --points), or every photo '
                 'to classify was left out.</p></section>')
-    images = sorted({p.name for p in predictions})
-    counts = Counter(p.label for p in predictions)
     parts = [
         '<section id="predictions"><h2>Predictions</h2>',
-        f'<p><span id="prediction-count">{len(predictions)}</span> points '
-        f'on {len(images)} images were classified; all are in '
-        '<code>predictions.csv</code>.</p>',
-        _table('predicted-labels', ['Label', 'Points predicted'],
-               [[label, count] for label, count in counts.most_common()]),
+        f'<p><span id="prediction-count">{total}</span> points '
+        'were classified; all are in <code>predictions.csv</code> (CoralNet\'s '
+        'columns: Machine suggestion / Machine confidence 1 to 5).</p>',
     ]
-    all_labels = labels + sorted(set(counts) - set(labels))
-    colours = label_colours(all_labels)
+    if content.cover is not None:
+        counts = Counter()
+        for per_image in content.cover.counts.values():
+            counts.update(per_image)
+    else:
+        counts = Counter(p.label for p in predictions)
+    parts.append(_table('predicted-labels', ['Label', 'Points predicted'],
+                        [[label, count] for label, count in
+                         counts.most_common()]))
+    threshold = getattr(content.acceptance, 'threshold', None)
+    images = list(dict.fromkeys(p.name for p in predictions))
     for number, name in enumerate(images[:content.images_to_draw], start=1):
         path = content.image_paths.get(name)
         if path is None:
             continue
         mine = [p for p in predictions if p.name == name]
         try:
-            png = draw_predictions(path, mine, colours)
+            png = draw_predictions(path, mine, colours, threshold)
         except Exception as err:
             # The picture is an illustration: a photo that changed or broke
             # since it was classified must not cost the report itself.
@@ -151,25 +243,41 @@ def _predictions_section(content: ReportContent, labels: list[str]) -> str:
             continue
         parts.append(_figure(
             f'prediction-image-{number}', png, f'predicted points on {name}',
-            f'{name}: {len(mine)} points, each marked with its predicted '
-            'label and score.'))
+            f'{name}: {len(mine)} points, each a dot in its predicted '
+            'label\'s colour (legend at the right).'))
     parts.append('</section>')
     return '\n'.join(parts)
 
 
+def _all_labels(content: ReportContent) -> list[str]:
+    labels = ([str(c) for c in content.valresults.classes]
+              if content.valresults is not None else [])
+    if content.cover is not None:
+        labels += [l for l in content.cover.labels if l not in labels]
+    labels += sorted({p.label for p in content.predictions} - set(labels))
+    return labels
+
+
 def render(content: ReportContent) -> str:
     """The report as one HTML string."""
-    labels = [str(c) for c in content.valresults.classes]
+    colours = label_colours(_all_labels(content))
     notices = ''.join(f'<p class="notice">{html.escape(n)}</p>'
                       for n in content.notices)
     summary = _table('summary', ['Run', ''], [[k, v] for k, v in content.summary])
+    validation = (_validation_section(content.valresults)
+                  if content.valresults is not None else
+                  '<section id="validation"><h2>How good is the classifier?'
+                  '</h2><p>This run used a classifier trained earlier and had '
+                  'no annotations to validate it on.</p></section>')
     return '\n'.join([
         '<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">',
         f'<title>{html.escape(content.title)}</title>',
         f'<style>{STYLE}</style></head><body>',
         f'<h1>{html.escape(content.title)}</h1>', notices, summary,
-        _validation_section(content.valresults),
-        _predictions_section(content, labels),
+        _labels_section(content.coverage), validation,
+        _acceptance_section(content.acceptance),
+        _cover_section(content, colours),
+        _predictions_section(content, colours),
         '</body></html>'])
 
 
