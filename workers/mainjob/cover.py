@@ -8,9 +8,10 @@ any size costs a few integers per image.
 """
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from pathlib import Path
+
+from workers.mainjob.partial_csv import PartialCsvWriter
 
 SURVEY_ROW = 'All images (mean)'
 
@@ -42,17 +43,12 @@ class CoverTally:
     def write_csv(self, path: Path | str) -> None:
         """cover.csv: Name, Points, then one column of percent cover per
         label; the last row is the survey's mean."""
-        path = Path(path)
-        partial = path.with_name(path.name + '.part')
-        with partial.open('w', newline='', encoding='utf-8') as handle:
-            writer = csv.writer(handle)
-            writer.writerow(['Name', 'Points'] + self.labels)
-            for name, counts in self.counts.items():
-                cover = self.image_cover(name)
-                writer.writerow([name, sum(counts.values())]
-                                + [f'{cover[l]:.2f}' for l in self.labels])
-            survey = self.survey_cover()
-            writer.writerow([SURVEY_ROW, sum(sum(c.values())
-                                             for c in self.counts.values())]
-                            + [f'{survey[l]:.2f}' for l in self.labels])
-        partial.replace(path)
+        writer = PartialCsvWriter(path, ['Name', 'Points'] + self.labels)
+        for name, counts in self.counts.items():
+            cover = self.image_cover(name)
+            writer.writerow([name, sum(counts.values())]
+                            + [f'{cover[l]:.2f}' for l in self.labels])
+        survey = self.survey_cover()
+        writer.writerow([SURVEY_ROW, sum(sum(c.values()) for c in self.counts.values())]
+                        + [f'{survey[l]:.2f}' for l in self.labels])
+        writer.close()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from workers.mainjob.partial_csv import PartialCsvWriter
+
 TOP_K = 5
 ACCEPTED, NEEDS_REVIEW = 'accepted', 'needs review'
 STATUS_COLUMN = 'Status'
@@ -68,19 +70,15 @@ def header(k: int = TOP_K, with_status: bool = False) -> list[str]:
     return columns + ([STATUS_COLUMN] if with_status else [])
 
 
-class PredictionsWriter:
-    """predictions.csv, written row by row into a `.part` file that
-    replaces the final name only when complete (`close`)."""
+class PredictionsWriter(PartialCsvWriter):
+    """predictions.csv, written row by row and renamed into place only when
+    complete (`close`)."""
 
     def __init__(self, path: Path | str, threshold: float | None = None,
                  k: int = TOP_K):
-        self.path = Path(path)
+        super().__init__(path, header(k, threshold is not None))
         self.threshold = threshold
         self.k = k
-        self._partial = self.path.with_name(self.path.name + '.part')
-        self._handle = self._partial.open('w', newline='', encoding='utf-8')
-        self._writer = csv.writer(self._handle)
-        self._writer.writerow(header(k, threshold is not None))
 
     def write(self, predictions: list[Prediction]) -> None:
         for p in predictions:
@@ -91,15 +89,7 @@ class PredictionsWriter:
             if self.threshold is not None:
                 cells.append(ACCEPTED if is_accepted(p.score, self.threshold)
                              else NEEDS_REVIEW)
-            self._writer.writerow(cells)
-
-    def close(self) -> None:
-        self._handle.close()
-        self._partial.replace(self.path)
-
-    def abandon(self) -> None:
-        self._handle.close()
-        self._partial.unlink(missing_ok=True)
+            self.writerow(cells)
 
 
 def write_csv(path: Path | str, predictions: list[Prediction],
