@@ -417,7 +417,7 @@ def queue_run(jpegs, weights, digest, redis_server: str, processes: int,
         str(Path(p).resolve().parent) for p in (jpegs[0], weights, out_dir / 'x', log_dir / 'x')))
     worker_log = log_dir / f'worker_{processes}_{decoder}_{points}.log'
     worker = subprocess.Popen(
-        [sys.executable, '-m', 'workers.cli', 'worker', '--queues', 'extract',
+        [sys.executable, '-m', 'spacer_cli', 'worker', '--queues', 'extract',
          '--device', DEVICE, '--concurrency', str(processes), '--loglevel', 'WARNING'],
         env=env, cwd=ROOT, stdout=open(worker_log, 'w'), stderr=subprocess.STDOUT)
     try:

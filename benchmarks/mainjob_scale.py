@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def _one_run(args: argparse.Namespace) -> dict:
     sys.path.insert(0, str(ROOT))
     from spacer.extractors import DummyExtractor
-    from workers.mainjob.pipeline import JobSpec, run_job
-    from workers.mainjob.synthetic import SurveySpec, generate_survey
+    from spacer_survey.pipeline import JobSpec, run_job
+    from spacer_survey.synthetic_survey import SurveySpec, generate_survey
 
     folder = Path(args.folder)
     photos = args.photos[0]
@@ -46,7 +46,7 @@ def _one_run(args: argparse.Namespace) -> dict:
     if args.extractor == 'dummy':
         extractor = DummyExtractor(feature_dim=1280)
     else:
-        from workers.mainjob.extractor_choice import default
+        from spacer_survey.extractor_choice import default
         extractor = default(folder / 'weights').extractor
     started = time.perf_counter()
     outcome = run_job(JobSpec(

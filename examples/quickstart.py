@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from workers.mainjob.cli import register
+from spacer_cli.demo_command import register
 
 
 def main(argv: list[str] | None = None) -> int:

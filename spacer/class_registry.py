@@ -22,9 +22,9 @@ _BUILTIN: dict[str, str] = {
         'spacer.extractors.efficientnet.EfficientNetExtractor',
     'spacer.extractors.vgg16.VGG16CaffeExtractor':
         'spacer.extractors.vgg16.VGG16CaffeExtractor',
-    'spacer.extractors.base.DummyExtractor': 'spacer.extractors.dummy.DummyExtractor',
-    'spacer.extractors.dummy.DummyExtractor': 'spacer.extractors.dummy.DummyExtractor',
-    'spacer.extractors.DummyExtractor': 'spacer.extractors.dummy.DummyExtractor',
+    'spacer.extractors.base.DummyExtractor': 'spacer.extractors.base.DummyExtractor',
+    'spacer.extractors.dummy.DummyExtractor': 'spacer.extractors.base.DummyExtractor',
+    'spacer.extractors.DummyExtractor': 'spacer.extractors.base.DummyExtractor',
     'spacer.extractors.EfficientNetExtractor':
         'spacer.extractors.efficientnet.EfficientNetExtractor',
     'spacer.extractors.VGG16CaffeExtractor': 'spacer.extractors.vgg16.VGG16CaffeExtractor',
@@ -33,9 +33,10 @@ _BUILTIN: dict[str, str] = {
         'spacer.extractors.efficientnet.EfficientNetExtractor',
     'spacer.extract_features.VGG16CaffeExtractor':
         'spacer.extractors.vgg16.VGG16CaffeExtractor',
-    'spacer.extract_features.DummyExtractor': 'spacer.extractors.dummy.DummyExtractor',
+    'spacer.extract_features.DummyExtractor': 'spacer.extractors.base.DummyExtractor',
     'spacer.train_classifier.MiniBatchTrainer': 'spacer.train_classifier.MiniBatchTrainer',
 }
+# Classes operators registered (spacer.process_state lists it).
 _registered: dict[str, type] = {}
 
 
@@ -84,6 +85,12 @@ def _module_exists(module_path: str) -> bool | None:
     return True
 
 
+def _kind(base: type) -> str:
+    """How errors name the kind of class wanted: an interface gives the name
+    of the base class users know (FeatureExtractor, ClassifierTrainer)."""
+    return getattr(base, 'registry_name', base.__name__)
+
+
 def _refuse(class_path: str, base: type | None) -> ClassPathError:
     """The error for a path off the allow-list, of the type pyspacer's own
     import would have raised where that is known without running new code
@@ -111,7 +118,7 @@ def _refuse(class_path: str, base: type | None) -> ClassPathError:
         target = getattr(module, name)
         if base is not None and not (isinstance(target, type) and issubclass(target, base)):
             return WrongClassError(f"Class path {class_path!r} is not allowed: it does"
-                                   f" not name a {base.__name__}. {allowed}")
+                                   f" not name a {_kind(base)}. {allowed}")
     return ClassPathRefusedError(f"Class path {class_path!r} is not allowed. {allowed}")
 
 
@@ -130,5 +137,5 @@ def resolve(class_path: object, base: type | None = None) -> type:
         raise _refuse(class_path, base)
     if base is not None and not (isinstance(cls, type) and issubclass(cls, base)):
         raise WrongClassError(
-            f"Class path {class_path!r} does not name a {base.__name__}.")
+            f"Class path {class_path!r} does not name a {_kind(base)}.")
     return cls

@@ -23,6 +23,7 @@ from typing import Any
 from PIL import Image, ImageFile
 
 from spacer.exceptions import ConfigError
+from spacer.task_table import TASK_NAMES
 
 logger = getLogger(__name__)
 
@@ -83,7 +84,8 @@ SETTINGS: tuple[Setting, ...] = (
             minimum=0),
     Setting('TRAINING_TORCH_THREADS', int, 1, 'torch threads used to train the MLP',
             minimum=1),
-    # What a distributed deployment adds.
+    # What a distributed deployment adds, producers and workers alike (the
+    # settings only workers read are in workers.settings).
     Setting('S3_ENDPOINT_URL', str, None,
             'endpoint of an S3-compatible store (MinIO, moto); unset = AWS'),
     Setting('BROKER_URL', str, None,
@@ -94,50 +96,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting('QUEUE_TRAIN', str, 'train', 'queue of train_classifier'),
     Setting('QUEUE_CLASSIFY', str, 'classify', 'queue of classify_features'),
     Setting('DEVICE', str, 'auto', "torch device for extraction: auto, cpu, cuda, cuda:N"),
-    # Worker policies (read by workers.settings, listed here so one table documents them).
-    Setting('EXTRACT_TIME_LIMIT', int, 900, 'soft time limit of extract-queue tasks (s)',
-            minimum=1),
-    Setting('TRAIN_TIME_LIMIT', int, 10800, 'soft time limit of train-queue tasks (s)',
-            minimum=1),
-    Setting('CLASSIFY_TIME_LIMIT', int, 120, 'soft time limit of classify-queue tasks (s)',
-            minimum=1),
-    Setting('TIME_LIMIT_GRACE', int, 60, 'hard limit = soft limit + this (s)', minimum=0),
-    Setting('VISIBILITY_TIMEOUT', int, None,
-            'Redis redelivery timeout (s); unset = longest hard limit + 1 h; must exceed it',
-            minimum=1),
     Setting('BROKER_CONNECT_TIMEOUT', int, 5,
             'seconds a producer or worker waits to connect to Redis before giving up',
             minimum=1, maximum=60),
-    Setting('MAX_MESSAGE_BYTES', int, 64 * 1024 * 1024,
-            'largest task message a worker decodes (extract_features and classify_image:'
-            ' what MAX_POINTS_PER_IMAGE points need, far less)', minimum=1024),
     Setting('SIGNING_KEY', str, None,
             'PEM private key (RSA) this process signs task messages with; with SIGNING_CERT'
             ' and SIGNING_CERT_STORE it turns signed messages on (unset = plain JSON)'),
     Setting('SIGNING_CERT', str, None, 'PEM certificate of SIGNING_KEY'),
     Setting('SIGNING_CERT_STORE', str, None,
             'folder (or glob) of the PEM certificates whose signed messages are trusted'),
-    Setting('DEAD_WORKER_AFTER', int, 60,
-            'seconds without a heartbeat after which a worker counts as dead and its'
-            ' tasks go back to their queues (Redis brokers)', minimum=5),
-    Setting('UNACKED_RESTORE_INTERVAL', int, 10, 'how often unacked messages are checked (s)',
-            minimum=1),
-    Setting('RETRY_MAX', int, 5, 'retries of a transient fault before dead-lettering',
-            minimum=0),
-    Setting('RETRY_BACKOFF', int, 2, 'first retry delay (s), doubled each time', minimum=0),
-    Setting('RETRY_BACKOFF_MAX', int, 300, 'cap of the retry delay (s)', minimum=0),
-    Setting('DEDUP_TTL', int, 14400, 'how long a job token blocks a duplicate submission (s);'
-            ' never longer than the visibility timeout',
-            minimum=1),
-    Setting('DEAD_LETTER_MAX', int, 10000, 'dead letters kept in Redis', minimum=1),
-    Setting('RESULT_EXPIRES', int, 86400,
-            'how long results stay in the backend (s); 0 = they never expire', minimum=0),
-    Setting('WORKER_CONCURRENCY', int, 0,
-            'pool processes per worker; 0 = chosen per queue kind', minimum=0),
-    Setting('METRICS_PORT', int, 0,
-            'port of the per-worker Prometheus endpoint; 0 = off', minimum=0, maximum=65535),
-    Setting('METRICS_ADDR', str, '127.0.0.1',
-            'address the Prometheus endpoint binds (0.0.0.0: every interface)'),
     Setting('EXTRACT_ENGINE', str, 'auto',
             "CPU inference engine: auto (ONNX Runtime when installed), torch, onnxruntime"),
     Setting('JPEG_DECODER', str, 'pillow',
@@ -286,6 +253,14 @@ def get_config_value(key: str, value_type: type = str, default: Any = 'NO_DEFAUL
     return default
 
 
+def read_setting(setting: Setting) -> Any:
+    """A setting declared outside this table (the worker layer keeps its own,
+    ``workers.settings``), read from the same sources, held to its bounds and
+    re-read on every call."""
+    value, where = _lookup(setting.name)
+    return _cast(setting, value, where) if _is_set(value) else setting.default
+
+
 def get(name: str) -> Any:
     """The current value of a setting (module constant, so tests may patch it)."""
     if name not in SETTINGS_BY_NAME:
@@ -339,7 +314,7 @@ def _configure_logging(destination: str | None, level_name: str) -> None:
 reload()
 _configure_logging(LOG_DESTINATION, LOG_LEVEL)  # noqa: F821 (set by reload)
 
-TASKS = ['extract_features', 'train_classifier', 'classify_features', 'classify_image']
+TASKS = list(TASK_NAMES)
 CLASSIFIER_TYPES = ['LR', 'MLP']
 TRAINER_NAMES = ['minibatch']
 STORAGE_TYPES = ['s3', 'filesystem', 'memory', 'url']

@@ -14,7 +14,7 @@ from io import BytesIO
 
 from spacer.data_classes import DataLocation
 from spacer.messages import JobMsg, JobReturnMsg
-from spacer.storage import storage_factory
+from spacer.storage import storage_for
 from spacer.tasks import process_job  # noqa: F401 (pyspacer exports it here)
 
 logger = logging.getLogger(__name__)
@@ -26,8 +26,7 @@ def _location_from_env(name: str) -> DataLocation | None:
 
 
 def _store_json(loc: DataLocation, data: dict) -> None:
-    storage = storage_factory(loc.storage_type, loc.bucket_name)
-    storage.store(loc.key, BytesIO(json.dumps(data).encode('utf-8')))
+    storage_for(loc).store(loc.key, BytesIO(json.dumps(data).encode('utf-8')))
 
 
 def env_job() -> JobReturnMsg | dict:

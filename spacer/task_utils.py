@@ -19,9 +19,10 @@ import numpy as np
 
 from spacer import config
 from spacer.data_classes import ImageLabels, LabelId  # noqa: F401 (pyspacer exports it here)
+from spacer.image_labels import TrainingTaskLabels
 from spacer.exceptions import TrainingLabelsError
+from spacer.extract_inputs import check_extract_inputs  # noqa: F401 (pyspacer exports it here)
 from spacer.extras import extra_imports
-from spacer.messages import TrainingTaskLabels
 
 with extra_imports():
     from sklearn.model_selection import train_test_split
@@ -29,15 +30,6 @@ with extra_imports():
 logger = getLogger(__name__)
 
 SET_NAMES = ('train', 'ref', 'val')
-
-
-def __getattr__(name: str):
-    # check_extract_inputs belongs to extraction; importing it on first use
-    # keeps this module free of the extraction package's imports.
-    if name == 'check_extract_inputs':
-        from spacer.extract_inputs import check_extract_inputs
-        return check_extract_inputs
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SplitMode(Enum):

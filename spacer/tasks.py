@@ -15,12 +15,17 @@ import numpy as np
 from spacer import config
 from spacer.data_classes import ImageFeatures
 from spacer.exceptions import ending_with_error_line
+from spacer.extract_inputs import check_extract_inputs
+from spacer.extractors import device_images
 from spacer.extractors.data_files import WeightsFormatError
+from spacer.extractors.warm import resolve_device
 from spacer.messages import (
     ClassifyFeaturesMsg, ClassifyImageMsg, ClassifyReturnMsg, ExtractFeaturesMsg,
     ExtractFeaturesReturnMsg, JobMsg, JobReturnMsg, TrainClassifierMsg,
-    TrainClassifierReturnMsg)
+    TrainClassifierReturnMsg, task_spec)
 from spacer.storage import load_classifier, load_image, store_classifier
+from spacer.storage.confinement import confine_message
+from spacer.task_table import TASKS
 
 logger = getLogger(__name__)
 
@@ -32,12 +37,10 @@ def _require_message(msg: object, expected: type, task: str) -> None:
         article = 'an' if expected.__name__[0] in 'AEIOU' else 'a'
         raise TypeError(
             f"{task} takes {article} {expected.__name__}, not {type(msg).__name__}.")
-    from spacer.storage.confinement import confine_message
     confine_message(msg)  # FILESYSTEM_ROOTS: refused before any I/O
 
 
 def _extract(msg: ExtractFeaturesMsg | ClassifyImageMsg):
-    from spacer.extract_inputs import check_extract_inputs
     img, header = _image_to_extract(msg.image_loc)
     check_extract_inputs(header, msg.rowcols, msg.image_loc.key)
     with config.log_entry_and_exit('actual extraction'):
@@ -49,9 +52,7 @@ def _extract(msg: ExtractFeaturesMsg | ClassifyImageMsg):
 def _image_to_extract(loc):
     """(decoded image, Pillow image for its size): with JPEG_DECODER=nvjpeg
     on a GPU worker the first is a tensor nvJPEG decoded on the GPU."""
-    from spacer.extractors import device_images
     if device_images.decoder_setting() == 'nvjpeg':
-        from spacer.extractors.warm import resolve_device
         return device_images.load_for_extraction(loc, resolve_device())
     img = load_image(loc)
     return img, img
@@ -107,7 +108,7 @@ def train_classifier(msg: TrainClassifierMsg,
     """pyspacer's train_classifier. ``on_epoch(epoch, nbr_epochs, ref_acc)``,
     if given, hears of each finished epoch from trainers that accept it."""
     _require_message(msg, TrainClassifierMsg, 'train_classifier')
-    from spacer.task_utils import preprocess_labels
+    from spacer.task_utils import preprocess_labels  # imports scikit-learn
     labels = preprocess_labels(msg.labels)
     previous = [load_classifier(loc) for loc in msg.previous_model_locs]
     # Extras go only to trainers that take them: a user's pyspacer-style
@@ -131,7 +132,7 @@ def train_classifier(msg: TrainClassifierMsg,
 
 def classify_features(msg: ClassifyFeaturesMsg) -> ClassifyReturnMsg:
     _require_message(msg, ClassifyFeaturesMsg, 'classify_features')
-    from spacer.classify import score_features
+    from spacer.classify import score_features  # imports scikit-learn
     start = time.time()
     features = ImageFeatures.load(msg.feature_loc)
     clf = load_classifier(msg.classifier_loc)
@@ -143,7 +144,7 @@ def classify_features(msg: ClassifyFeaturesMsg) -> ClassifyReturnMsg:
 
 def classify_image(msg: ClassifyImageMsg) -> ClassifyReturnMsg:
     _require_message(msg, ClassifyImageMsg, 'classify_image')
-    from spacer.classify import score_features
+    from spacer.classify import score_features  # imports scikit-learn
     start = time.time()
     features, _ = _extract(msg)
     clf = load_classifier(msg.classifier_loc)
@@ -152,12 +153,8 @@ def classify_image(msg: ClassifyImageMsg) -> ClassifyReturnMsg:
                              classes=clf.classes_.tolist(), valid_rowcol=True)
 
 
-TASK_FUNCTIONS = {
-    'extract_features': extract_features,
-    'train_classifier': train_classifier,
-    'classify_features': classify_features,
-    'classify_image': classify_image,
-}
+# The function of each task of the task table: the one of the task's name.
+TASK_FUNCTIONS: dict[str, Callable] = {name: globals()[name] for name in TASKS}
 
 
 def process_job(job_msg: JobMsg) -> JobReturnMsg:
@@ -186,7 +183,7 @@ def run_job(job_msg: JobMsg,
     for index, task in enumerate(job_msg.tasks):
         try:
             with config.log_entry_and_exit(f'{job_msg.task_name} [{task.job_token}]'):
-                if run is train_classifier and on_task_epoch is not None:
+                if task_spec(job_msg.task_name).reports_epochs and on_task_epoch is not None:
                     results.append(run(task, on_epoch=functools.partial(on_task_epoch, index)))
                 else:
                     results.append(run(task))

@@ -1,4 +1,5 @@
-"""Trainers: the base class, the minibatch trainer, and the factory.
+"""Trainers: the base class and the minibatch trainer (pyspacer's
+``trainer_factory``, re-exported here, lives in ``spacer.interfaces``).
 
 ``MiniBatchTrainer`` trains what pyspacer's does (an MLP or an SGD logistic
 regression, ``partial_fit`` over batches of ``batch_size`` labels, images
@@ -19,12 +20,14 @@ from typing import Callable
 import numpy as np
 
 from spacer import config
-from spacer.class_registry import resolve
 from spacer.data_classes import ImageLabels, ValResults
 from spacer.exceptions import (
-    MessageArgumentError, MessageError, MissingKeyError, TrainingLabelsError)
+    MessageError, TrainingLabelsError)
 from spacer.extras import extra_imports
-from spacer.messages import TrainClassifierReturnMsg, TrainingTaskLabels
+from spacer.image_labels import TrainingTaskLabels
+from spacer.interfaces import ClassifierTrainerInterface
+from spacer.interfaces import trainer_factory  # noqa: F401 (pyspacer exports it here)
+from spacer.return_messages import TrainClassifierReturnMsg
 from spacer.task_utils import check_label_types
 from spacer.train_utils import calc_acc, evaluate_classifiers
 from spacer.training.calibration import calibrate_prefit
@@ -36,7 +39,6 @@ with extra_imports():
 logger = getLogger(__name__)
 
 CLASSIFIER_TYPES = ('MLP', 'LR')
-_BUILTIN_TRAINERS = {'minibatch': 'spacer.train_classifier.MiniBatchTrainer'}
 
 # Told after each epoch: (epoch number from 1, number of epochs, that
 # epoch's ref accuracy). A long training reports its progress through it.
@@ -51,7 +53,7 @@ def _epoch_done(ref_accs: list[float], nbr_epochs: int,
         on_epoch(len(ref_accs), nbr_epochs, ref_accs[-1])
 
 
-class ClassifierTrainer(abc.ABC):
+class ClassifierTrainer(ClassifierTrainerInterface):
     """Trains a classifier from train/ref/val labels.
 
     Serializes as ``{"class_path": ..., <constructor parameters>}``;
@@ -69,23 +71,6 @@ class ClassifierTrainer(abc.ABC):
     def serialize(self) -> dict:
         cls = type(self)
         return {'class_path': f'{cls.__module__}.{cls.__name__}'}
-
-    @staticmethod
-    def deserialize(data: dict) -> ClassifierTrainer:
-        if not isinstance(data, dict) or 'class_path' not in data:
-            # pyspacer's callers saw a KeyError, or a TypeError for a non-object.
-            error = MissingKeyError if isinstance(data, dict) else MessageArgumentError
-            raise error(
-                f"A trainer must be a JSON object with a class_path,"
-                f" got {data!r}.")
-        params = dict(data)
-        trainer_class = resolve(params.pop('class_path'), ClassifierTrainer)
-        try:
-            return trainer_class(**params)
-        except TypeError as e:
-            raise MessageArgumentError(
-                f"{trainer_class.__name__}: bad parameters {params!r}: {e}"
-            ) from e
 
     def __repr__(self) -> str:
         return str(self.serialize())
@@ -261,6 +246,7 @@ class MiniBatchTrainer(ClassifierTrainer):
                    classes: np.ndarray, nbr_epochs: int,
                    on_epoch: EpochCallback | None = None) \
             -> tuple[object, list[float]]:
+        # Imported here, as below: torch and numba only when that model is trained.
         from spacer.training.torch_optim import torch_thread_count, torch_threads
 
         with torch_thread_count(torch_threads()):
@@ -271,7 +257,7 @@ class MiniBatchTrainer(ClassifierTrainer):
                          classes: np.ndarray, nbr_epochs: int,
                          on_epoch: EpochCallback | None = None) \
             -> tuple[object, list[float]]:
-        from spacer.training.torch_mlp import TorchMLP
+        from spacer.training.torch_mlp import TorchMLP  # imports torch
 
         hidden, lr = self.mlp_settings(len(train))
         network = TorchMLP(train.feature_dim, classes, hidden, lr)
@@ -316,8 +302,8 @@ class MiniBatchTrainer(ClassifierTrainer):
                        on_epoch: EpochCallback | None = None) \
             -> tuple[object, list[float]]:
         """scikit-learn's SGD steps, compiled (spacer.training.fast_sgd)."""
-        from spacer.training.fast_sgd import FastSGDLogistic, numba_threads
-        from spacer.training.torch_optim import torch_threads
+        from spacer.training.fast_sgd import FastSGDLogistic, numba_threads  # numba
+        from spacer.training.torch_optim import torch_threads  # imports torch
 
         model = FastSGDLogistic(classes, train.feature_dim,
                                 average=self.sgd_average,
@@ -409,8 +395,3 @@ class MiniBatchTrainer(ClassifierTrainer):
             runtime=time.time() - started)
         return clf, val_results, return_msg
 
-
-def trainer_factory(trainer_name: str) -> ClassifierTrainer:
-    """A trainer from a built-in name ('minibatch') or an allowed class path."""
-    class_path = _BUILTIN_TRAINERS.get(trainer_name, trainer_name)
-    return ClassifierTrainer.deserialize({'class_path': class_path})

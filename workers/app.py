@@ -113,7 +113,7 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
     app.conf.update(celery_conf.django_overrides())
     # Likewise the result backend: Celery would prefer CELERY_RESULT_BACKEND.
     app.backend_cls = settings.broker_and_backend()[1]
-    app.conf.include = ['workers.tasks']
+    app.conf.include = ['workers.celery_tasks']
     app.spacer_settings = settings
     if signing.signs(app):
         signing.install(app, settings.signing)

@@ -49,14 +49,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from spacer.exceptions import MessageError
 # remote_errors: failures are read back by class name from there.
-from workers import outbox, remote_errors, routing  # noqa: F401
+from workers import dedup, outbox, remote_errors, routing  # noqa: F401
+from workers.embedded import ensure_worker
 from workers.errors import BrokerUnavailableError, RemoteError, remote_error
-from workers.keystore import redis_client, store_for
-from workers.policies import dedup
+from workers.job_state_store import redis_client, store_for
 from workers.queues import present_task_ids
+from workers.task_states import PROGRESS
 
 
-PROGRESS = 'PROGRESS'  # a running task that reports how far it got (not ready)
 # Seconds between two looks for the message of a job key's holder.
 MESSAGE_GONE_RECHECK = 0.5
 
@@ -138,6 +138,8 @@ class Client:
 
     def __init__(self, app: Any = None):
         if app is None:
+            # Here, not at the top: building the default app reads the
+            # settings, which importing the client must not do.
             from workers.app import app as default_app
             app = default_app
         self.app = app
@@ -145,7 +147,6 @@ class Client:
 
     def _ensure_worker(self) -> None:
         if self.settings.embedded:
-            from workers.embedded import ensure_worker
             ensure_worker(self.app)
 
     def submit(self, task_name: str | None, message: Any, *, dedup_job: bool = True,

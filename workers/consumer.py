@@ -16,7 +16,7 @@ from typing import Any
 
 from celery.worker.consumer import Consumer
 
-from workers import signing
+from workers import metrics, signing
 from workers.errors import remote_error
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,6 @@ def drop_unverified_message(message: Any, exc: BaseException, connection_errors:
     """A worker that takes signed messages only drops any other, with one log
     line. Its task id is not failed: the headers naming it are not signed,
     so failing it would let anyone who reaches Redis fail others' tasks."""
-    from workers import metrics
-
     headers = getattr(message, 'headers', None) or {}
     name, task_id = headers.get('task'), headers.get('id')
     # Unsigned headers: quoted (no forged log lines), never a metrics label.
@@ -58,8 +56,6 @@ def drop_unverified_message(message: Any, exc: BaseException, connection_errors:
 
 def fail_refused_message(app: Any, message: Any, exc: BaseException) -> None:
     """Store FAILURE for the task a refused message names, if it names one."""
-    from workers import metrics
-
     headers = getattr(message, 'headers', None) or {}
     task_id, name = headers.get('id'), headers.get('task')
     task_name = name if isinstance(name, str) else 'unknown'

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from workers import warm
+from workers import process_setup as warm
 
 COMMAND = 'spacer_info'
 

@@ -28,12 +28,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from spacer import exceptions
 from spacer.exceptions import ConfigError
 from spacer.messages import JobMsg, JobReturnMsg
 from workers import outbox
 from workers.client import BROKER_FAULTS, Client, TaskResult, default_client
 from workers.errors import BrokerUnavailableError
-from workers.keystore import redis_client, redis_url_of
+from workers.job_state_store import redis_client, redis_url_of
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,6 @@ def error_class_path(error_type: str) -> str:
     pyspacer's traceback line names it (builtins bare)."""
     import builtins
 
-    from spacer import exceptions
     if isinstance(getattr(exceptions, error_type, None), type):
         cls = getattr(exceptions, error_type)
         return f'{cls.__module__}.{cls.__qualname__}'

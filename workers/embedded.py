@@ -34,7 +34,8 @@ class EmbeddedWorker:
     def start(self, timeout: float = START_TIMEOUT) -> None:
         if self.running:
             return
-        import workers.tasks  # noqa: F401  (registers the tasks)
+        # Here, not at the top: only a process that runs tasks loads the task code.
+        import workers.celery_tasks  # noqa: F401  (registers the tasks)
 
         self.app.loader.import_default_modules()
         self._controller = self.app.WorkController(

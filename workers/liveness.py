@@ -37,6 +37,9 @@ import threading
 import time
 from typing import Any
 
+from spacer import config
+from workers import outbox
+
 logger = logging.getLogger(__name__)
 
 WORKER_PREFIX = 'spacer:worker:'
@@ -48,8 +51,6 @@ class Liveness:
 
     def __init__(self, app: Any, hostname: str):
         import redis
-
-        from spacer import config
 
         self.app = app
         self.hostname = hostname
@@ -108,8 +109,6 @@ class Liveness:
     def audit_if_due(self) -> list[str]:
         """After a Redis fault, once the fleet has settled, audit the outbox
         (one worker per fault: the first to take the lock). Ids sent again."""
-        from workers import outbox
-
         seen = self.fault_seen_at
         if seen is None or time.time() < seen + self.dead_after:
             return []

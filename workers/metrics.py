@@ -33,13 +33,15 @@ from typing import Any
 from celery import signals
 from celery.utils.dispatch import Signal
 
-from spacer import config
+from workers import dead_letters
 from workers.errors import RemoteError
+from workers.job_state_store import store_for
+from workers.queues import queue_depths
+from workers.settings import read
 
 logger = logging.getLogger(__name__)
 
 MULTIPROC_ENV = 'PROMETHEUS_MULTIPROC_DIR'
-DEFAULT_PORT = 0  # off unless configured: several workers may share a host
 
 RUNTIME_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
                    600, 1200, 1800, 3600, 7200, 14400)
@@ -50,16 +52,9 @@ extractor_loaded = Signal(name='extractor_loaded', providing_args={'extractor', 
 
 
 def metrics_port() -> int:
-    """The configured port of the metrics endpoint; 0 means no endpoint."""
-    if 'METRICS_PORT' in config.SETTINGS_BY_NAME:
-        port = config.get('METRICS_PORT')
-    else:
-        port = config.get_config_value('METRICS_PORT', int, DEFAULT_PORT)
-    if port is None:
-        return DEFAULT_PORT
-    if not 0 <= int(port) <= 65535:
-        raise ValueError(f"METRICS_PORT must be between 0 and 65535, not {port}.")
-    return int(port)
+    """The configured port of the metrics endpoint (METRICS_PORT, held to its
+    bounds); 0 means no endpoint."""
+    return read('METRICS_PORT')
 
 
 class WorkerMetrics:
@@ -114,9 +109,6 @@ class FleetCollector:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        from workers.keystore import store_for
-        from workers.policies import dead_letters
-        from workers.queues import queue_depths
 
         depth = GaugeMetricFamily(
             'spacer_queue_depth', 'Tasks waiting in a queue (all priority '
@@ -276,7 +268,7 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     consumer = getattr(sender, 'task_consumer', None)
     queues = sorted(q.name for q in getattr(consumer, 'queues', None) or [])
     _state.server = serve(metrics_port(), app=app, directory=_state.directory,
-                          addr=config.get('METRICS_ADDR'), queues=queues)
+                          addr=read('METRICS_ADDR'), queues=queues)
 
 
 def _on_worker_shutdown(**_: Any) -> None:

@@ -33,6 +33,7 @@ import time
 from typing import Any, Iterable
 
 from workers import signing
+from workers.job_state_store import redis_client
 from workers.queues import present_task_ids
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,6 @@ def ended(app: Any, task_id: str | None) -> None:
     broker = app.conf.broker_write_url or ''
     if not task_id or not broker.startswith(('redis://', 'rediss://')):
         return
-    from workers.keystore import redis_client
     try:
         drop(redis_client(broker), [task_id])
     except Exception:  # noqa: BLE001 - bookkeeping after the work is done

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from workers import outbox, signing
-from workers.keystore import store_for
-from workers.policies import dedup
+from workers.job_state_store import store_for
+from workers import dedup
 
 logger = logging.getLogger(__name__)
 

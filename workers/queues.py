@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from workers.settings import load
+
 # kombu.transport.redis: Channel.sep and PRIORITY_STEPS.
 REDIS_PRIORITY_SEP = '\x06\x16'
 REDIS_PRIORITY_STEPS = (0, 3, 6, 9)
@@ -62,7 +64,6 @@ def queue_depths(app_or_redis: Any, queue_names: list[str] | None = None) -> dic
         names = queue_names or list(app.spacer_settings.queues.values())
         return _broker_depths(app, names)
     if queue_names is None:
-        from workers.settings import load
         queue_names = list(load().queues.values())
     return redis_depths(app_or_redis, queue_names)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from spacer import config
 from workers.errors import BrokerUnavailableError
 
 
@@ -32,8 +33,6 @@ def _connect(app: Any, timeout: float) -> None:
 def ensure_reachable(app: Any) -> None:
     """Return if the broker and a Redis result backend answer; raise
     BrokerUnavailableError naming the first that does not."""
-    from spacer import config
-
     timeout = config.get('BROKER_CONNECT_TIMEOUT')
     broker = app.conf.broker_write_url or ''
     backend = str(app.backend_cls or app.conf.result_backend or '')

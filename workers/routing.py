@@ -14,18 +14,14 @@ from typing import Any
 from kombu import Exchange, Queue
 
 from spacer.exceptions import MessageError
+from spacer.task_table import JOB_MESSAGE_CLASS, JOB_SHAPE, JOB_TASK, TASKS
 from workers.settings import WorkerSettings
 
 # pyspacer task name -> queue kind.
-KIND_OF_TASK = {
-    'extract_features': 'extract',
-    'classify_image': 'extract',
-    'train_classifier': 'train',
-    'classify_features': 'classify',
-}
+KIND_OF_TASK = {name: spec.queue_kind for name, spec in TASKS.items()}
 PREFIX = 'spacer.'
-PROCESS_JOB = PREFIX + 'process_job'
-TASK_NAMES = tuple(PREFIX + name for name in KIND_OF_TASK) + (PROCESS_JOB,)
+PROCESS_JOB = PREFIX + JOB_TASK
+TASK_NAMES = tuple(PREFIX + name for name in TASKS) + (PROCESS_JOB,)
 
 
 def full_name(task_name: str) -> str:
@@ -99,19 +95,15 @@ class Router:
 
 
 # Message class name -> task name, for callers that pass message objects.
-TASK_OF_MESSAGE_CLASS = {
-    'ExtractFeaturesMsg': 'extract_features',
-    'ClassifyImageMsg': 'classify_image',
-    'TrainClassifierMsg': 'train_classifier',
-    'ClassifyFeaturesMsg': 'classify_features',
-    'JobMsg': 'process_job',
-}
+TASK_OF_MESSAGE_CLASS = {spec.message_class: name for name, spec in TASKS.items()}
+TASK_OF_MESSAGE_CLASS[JOB_MESSAGE_CLASS] = JOB_TASK
 
 
 def task_name_for(message: Any) -> str:
     """
-    The task a message is for, from its class or, for JSON, its shape:
-    a JobMsg has task_name and tasks; the others differ in their locations.
+    The task a message is for, from its class or, for JSON, its shape
+    (``spacer.task_table``): a JobMsg has task_name and tasks; the others
+    differ in their locations.
     """
     cls_name = type(message).__name__
     if cls_name in TASK_OF_MESSAGE_CLASS:
@@ -119,16 +111,11 @@ def task_name_for(message: Any) -> str:
     if not isinstance(message, dict):
         raise MessageError(f"Cannot tell which task a {cls_name} is for.")
     keys = set(message)
-    if {'task_name', 'tasks'} <= keys:
+    if JOB_SHAPE <= keys:
         return PROCESS_JOB
-    if {'labels', 'model_loc'} <= keys:
-        return PREFIX + 'train_classifier'
-    if {'extractor', 'image_loc', 'feature_loc'} <= keys:
-        return PREFIX + 'extract_features'
-    if {'extractor', 'image_loc', 'classifier_loc'} <= keys:
-        return PREFIX + 'classify_image'
-    if {'feature_loc', 'classifier_loc'} <= keys:
-        return PREFIX + 'classify_features'
+    for name, spec in TASKS.items():
+        if spec.shape <= keys:
+            return PREFIX + name
     raise MessageError(
         "Cannot tell which task this message is for; its keys "
         f"({', '.join(sorted(keys)) or 'none'}) match no spacer message. Name the task.")

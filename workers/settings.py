@@ -1,11 +1,13 @@
 """
-The distributed layer's settings, read through ``spacer.config``.
+The distributed layer's settings.
 
-Names the library already knows (BROKER_URL, RESULT_BACKEND, QUEUE_*,
-DEVICE) come from ``config.get``; the worker-only names below are read the
-same way pyspacer reads any setting (``SPACER_<NAME>`` environment variable,
-``secrets.json``, Django's ``settings.SPACER``), so one place configures
-everything.
+Names producers and workers share (BROKER_URL, RESULT_BACKEND, QUEUE_*,
+DEVICE, ...) are in ``spacer.config``'s table and come from ``config.get``;
+the worker-only names (``WORKER_SETTING_TABLE`` below: time limits,
+retries, dedup, dead letters, metrics endpoint, ...) are declared here and
+read the same way pyspacer reads any setting (``SPACER_<NAME>`` environment
+variable, ``secrets.json``, Django's ``settings.SPACER``), so one place
+configures everything.
 
 Time limits and the visibility timeout, and why these numbers
 --------------------------------------------------------------
@@ -44,36 +46,66 @@ from dataclasses import dataclass
 from typing import Any
 
 from spacer import config
+from spacer.config import Setting
 from spacer.exceptions import ConfigError
+from spacer.task_table import QUEUE_KINDS, TASKS
 from workers import celery_conf, signing
 
-QUEUE_KINDS = ('extract', 'train', 'classify')
-
-# Tasks whose message holds one image's points and little else.
-POINT_BOUNDED_TASKS = ('extract_features', 'classify_image')
-
-# The settings only the worker layer reads. Their types and defaults are
-# those of the one table in spacer.config (which documents them); they are
-# re-read from their sources on every load().
-_WORKER_POLICY_NAMES = (
-    'EXTRACT_TIME_LIMIT', 'TRAIN_TIME_LIMIT', 'CLASSIFY_TIME_LIMIT',
-    'TIME_LIMIT_GRACE', 'VISIBILITY_TIMEOUT', 'UNACKED_RESTORE_INTERVAL',
-    'RETRY_MAX', 'RETRY_BACKOFF', 'RETRY_BACKOFF_MAX', 'DEDUP_TTL', 'DEAD_WORKER_AFTER',
-    'MAX_MESSAGE_BYTES',
-    'DEAD_LETTER_MAX', 'RESULT_EXPIRES', 'WORKER_CONCURRENCY',
+# The settings only workers read, documented here (and in the README's
+# worker table) rather than in spacer.config, whose table is the library's.
+# Each is read like any spacer setting (SPACER_<NAME>, secrets.json,
+# Django's settings.SPACER), held to its bounds, and re-read on every read()
+# (a test or an operator may change the environment before load()).
+WORKER_SETTING_TABLE: tuple[Setting, ...] = (
+    Setting('EXTRACT_TIME_LIMIT', int, 900, 'soft time limit of extract-queue tasks (s)',
+            minimum=1),
+    Setting('TRAIN_TIME_LIMIT', int, 10800, 'soft time limit of train-queue tasks (s)',
+            minimum=1),
+    Setting('CLASSIFY_TIME_LIMIT', int, 120, 'soft time limit of classify-queue tasks (s)',
+            minimum=1),
+    Setting('TIME_LIMIT_GRACE', int, 60, 'hard limit = soft limit + this (s)', minimum=0),
+    Setting('VISIBILITY_TIMEOUT', int, None,
+            'Redis redelivery timeout (s); unset = longest hard limit + 1 h; must exceed it',
+            minimum=1),
+    Setting('MAX_MESSAGE_BYTES', int, 64 * 1024 * 1024,
+            'largest task message a worker decodes (extract_features and classify_image:'
+            ' what MAX_POINTS_PER_IMAGE points need, far less)', minimum=1024),
+    Setting('DEAD_WORKER_AFTER', int, 60,
+            'seconds without a heartbeat after which a worker counts as dead and its'
+            ' tasks go back to their queues (Redis brokers)', minimum=5),
+    Setting('UNACKED_RESTORE_INTERVAL', int, 10, 'how often unacked messages are checked (s)',
+            minimum=1),
+    Setting('RETRY_MAX', int, 5, 'retries of a transient fault before dead-lettering',
+            minimum=0),
+    Setting('RETRY_BACKOFF', int, 2, 'first retry delay (s), doubled each time', minimum=0),
+    Setting('RETRY_BACKOFF_MAX', int, 300, 'cap of the retry delay (s)', minimum=0),
+    Setting('DEDUP_TTL', int, 14400, 'how long a job token blocks a duplicate submission (s);'
+            ' never longer than the visibility timeout',
+            minimum=1),
+    Setting('DEAD_LETTER_MAX', int, 10000, 'dead letters kept in Redis', minimum=1),
+    Setting('RESULT_EXPIRES', int, 86400,
+            'how long results stay in the backend (s); 0 = they never expire', minimum=0),
+    Setting('WORKER_CONCURRENCY', int, 0,
+            'pool processes per worker; 0 = chosen per queue kind', minimum=0),
+    Setting('METRICS_PORT', int, 0,
+            'port of the per-worker Prometheus endpoint; 0 = off', minimum=0, maximum=65535),
+    Setting('METRICS_ADDR', str, '127.0.0.1',
+            'address the Prometheus endpoint binds (0.0.0.0: every interface)'),
 )
+WORKER_SETTINGS_BY_NAME = {setting.name: setting for setting in WORKER_SETTING_TABLE}
+# (name, type, default) of each, for readers that need no more.
 WORKER_SETTINGS: tuple[tuple[str, type, Any], ...] = tuple(
-    (name, config.SETTINGS_BY_NAME[name].type, config.SETTINGS_BY_NAME[name].default)
-    for name in _WORKER_POLICY_NAMES)
-
-_WORKER_NAMES = {name for name, _, _ in WORKER_SETTINGS}
+    (setting.name, setting.type, setting.default) for setting in WORKER_SETTING_TABLE)
 
 
 def read(name: str, value_type: type = str, default: Any = None) -> Any:
-    """One setting. The worker-policy names are re-read from their sources on
-    every call (a test or an operator may change the environment before
-    ``load()``); the library's own names come through ``config.get``."""
-    if name in getattr(config, 'SETTINGS_BY_NAME', {}) and name not in _WORKER_NAMES:
+    """One setting: a worker setting from its sources, now, within its
+    bounds (ConfigError naming it otherwise); the library's own names
+    through ``config.get``; any other name as pyspacer reads it."""
+    setting = WORKER_SETTINGS_BY_NAME.get(name)
+    if setting is not None:
+        return config.read_setting(setting)
+    if name in config.SETTINGS_BY_NAME:
         return config.get(name)
     return config.get_config_value(name, value_type, default)
 
@@ -128,7 +160,8 @@ class WorkerSettings:
         points are bounded (MAX_POINTS_PER_IMAGE), so its messages are too:
         a hostile list of a million points is refused before it is decoded
         into hundreds of megabytes."""
-        if task_name.rsplit('.', 1)[-1] in POINT_BOUNDED_TASKS:
+        spec = TASKS.get(task_name.rsplit('.', 1)[-1])
+        if spec is not None and spec.one_image:
             points = config.get('MAX_POINTS_PER_IMAGE')
             return min(self.max_message_bytes, 64 * 1024 + 64 * points)
         return self.max_message_bytes
@@ -142,9 +175,9 @@ class WorkerSettings:
 
 def load() -> WorkerSettings:
     """Read every setting now (call again after changing the environment)."""
-    # Each value is already within its bounds (spacer.config's table); what
+    # Each value is already within its bounds (WORKER_SETTING_TABLE); what
     # is checked here is how they combine.
-    values = {name: read(name, t, d) for name, t, d in WORKER_SETTINGS}
+    values = {name: read(name) for name, _, _ in WORKER_SETTINGS}
     soft = {kind: values[f'{kind.upper()}_TIME_LIMIT'] for kind in QUEUE_KINDS}
     grace = values['TIME_LIMIT_GRACE']
     longest_hard = max(soft.values()) + grace

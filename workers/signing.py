@@ -31,6 +31,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from spacer import config
+from spacer.exceptions import ConfigError
+
 SIGNED_CONTENT_TYPE = 'application/data'  # Celery's auth serializer's
 JSON_CONTENT_TYPE = 'application/json'
 # A stored copy of a message (workers.outbox) signed by its producer.
@@ -48,9 +51,6 @@ class SigningFiles:
 def configured() -> SigningFiles | None:
     """The signing files the settings name; None when signing is off. Some
     but not all of the three set is a ConfigError naming those missing."""
-    from spacer import config
-    from spacer.exceptions import ConfigError
-
     values = {name: config.get_config_value(name, str, None) for name in SETTING_NAMES}
     if not any(values.values()):
         values = _django_celery_names()
@@ -73,8 +73,6 @@ DJANGO_CELERY_NAMES = {'SIGNING_KEY': 'CELERY_SECURITY_KEY',
 
 
 def _django_celery_names() -> dict[str, str | None]:
-    from spacer import config
-
     settings = config.django_settings()
     return {name: (getattr(settings, celery_name, None) or None) if settings is not None
             else None for name, celery_name in DJANGO_CELERY_NAMES.items()}
@@ -146,8 +144,6 @@ def install(app: Any, files: SigningFiles) -> None:
     is global, through every Celery app of this process). A file that cannot
     be read, or an expired certificate, is a ConfigError saying which."""
     from kombu.serialization import registry
-
-    from spacer.exceptions import ConfigError
 
     try:
         app.setup_security(allowed_serializers=['json'], digest='sha256',

@@ -33,13 +33,12 @@ from celery.worker.state import task_ready
 
 from spacer.exceptions import MessageError
 # remote_errors: failures are read back by class name from there.
-from workers import outbox, remote_errors, signing  # noqa: F401
+from workers import dedup, failure_policy, metrics
+from workers import remote_errors, signing  # noqa: F401
 from workers.errors import DuplicateJobError, RemoteError, remote_error
-from workers.keystore import store_for
+from workers.failure_kinds import Failure
+from workers.job_state_store import store_for
 from workers.liveness import on_redis, settle_on_fresh_channel
-from workers.policies import dead_letters, dedup
-from workers.policies.failures import Failure, classify
-from workers.policies.retries import backoff_delay, should_retry
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +69,6 @@ def size_checked_strategy(task: Any, app: Any, consumer: Any, **kwargs: Any) -> 
 
 
 def _refuse_oversized(app: Any, task_name: str, message: Any, size: int, limit: int) -> None:
-    from workers import metrics
-
     task_id = (message.headers or {}).get('id')
     error = remote_error('DataLimitError', f"The {task_name} message is {size} bytes, over"
                          f" the {limit}-byte limit for it; it was not read.")
@@ -207,9 +204,9 @@ class SpacerTask(Task):
             except Exception as exc:
                 # Redis down before the body ran: nothing happened yet, so a
                 # transient fault is retried like one in the body.
-                if classify(exc) == Failure.TRANSIENT and should_retry(
-                        self.request.retries or 0, self.app.spacer_settings.retry_max):
-                    raise self._retry(exc, self.request.retries or 0) from None
+                retries = self.request.retries or 0
+                if failure_policy.decide(exc, retries, self.app.spacer_settings.retry_max).retry:
+                    raise self._retry(exc, retries) from None
                 raise
             if running is not None:
                 exc = DuplicateJobError(key, running)
@@ -224,21 +221,19 @@ class SpacerTask(Task):
             retrying = True
             raise
         except Exception as exc:
-            kind = classify(exc)
             retries = self.request.retries or 0
-            if kind == Failure.TRANSIENT and should_retry(retries, self.app.spacer_settings.retry_max):
+            decision = failure_policy.decide(exc, retries, self.app.spacer_settings.retry_max)
+            if decision.retry:
                 retrying = True
                 raise self._retry(exc, retries)
-            raise self._failure(exc, kind, retries) from exc
+            raise self._failure(exc, decision.kind, retries) from exc
         finally:
             if not retrying:
-                if key:
-                    _release_quietly(store, key, task_id)
-                outbox.ended(self.app, task_id)
+                failure_policy.task_ended(self.app, self.name, task_id, message)
 
     def _retry(self, exc: Exception, retries: int) -> Retry:
         settings = self.app.spacer_settings
-        delay = backoff_delay(retries, settings.retry_backoff, settings.retry_backoff_max)
+        delay = failure_policy.retry_delay(retries, settings)
         logger.warning("Task %s[%s] hit a transient fault (%s: %s); retry %d of %d in %.1f s.",
                        self.name, self.request.id, type(exc).__name__, exc,
                        retries + 1, settings.retry_max, delay)
@@ -267,19 +262,7 @@ class SpacerTask(Task):
         error.failure = kind
         # Kept before the failure is stored, so a caller who sees FAILURE
         # finds the dead letter; the task_failure hook then skips it.
-        error.dead_lettered = dead_letters.record_failure(
+        error.dead_lettered = failure_policy.keep_dead_letter(
             self, self.request.id, error, (self.request.args or [None])[:1],
-            traceback=traceback.format_exc()) if self.request.id else False
+            traceback=traceback.format_exc())
         return error
-
-
-def _release_quietly(store: Any, key: str, task_id: str) -> None:
-    """Release the job key; a fault here must not turn a finished task into a
-    failed one. A key left behind is harmless: the producer takes over a key
-    whose holder has finished (``dedup.claim_for_producer``), and it
-    expires with DEDUP_TTL."""
-    try:
-        dedup.release(store, key, task_id)
-    except Exception:  # noqa: BLE001 - bookkeeping after the work is done
-        logger.warning("Could not release job key %s of task %s; the producer takes it"
-                       " over once it sees the task finished.", key, task_id, exc_info=True)

@@ -1,6 +1,8 @@
 """
 The feature-extractor base class: data files, serialization, and the one
-call that turns an image and its points into features.
+call that turns an image and its points into features. ``DummyExtractor``
+(random features, for tests and wiring) is defined here too, where pyspacer
+has it and its class_path points.
 
 A subclass implements three things:
 
@@ -38,15 +40,18 @@ from PIL import Image
 
 from spacer import config
 from spacer.data_classes import DataLocation, ImageFeatures
-from spacer.exceptions import MessageArgumentError, MessageError, MissingKeyError
+from spacer.exceptions import MessageError
 from spacer.extractors import data_files, warm
+from spacer.extractors.points import split_rowcols, unique_points
 from spacer.extractors.utils import PatchCropper
-from spacer.messages import ExtractFeaturesReturnMsg
+from spacer.interfaces import FeatureExtractorInterface
+from spacer.return_messages import ExtractFeaturesReturnMsg
+from spacer.storage.cache import cached_file_path, cached_path, evict
 
 logger = logging.getLogger(__name__)
 
 
-class FeatureExtractor(abc.ABC):
+class FeatureExtractor(FeatureExtractorInterface):
 
     # Keys that data_locations must hold (one per file the model needs).
     DATA_LOCATION_KEYS: list[str] = []
@@ -112,10 +117,11 @@ class FeatureExtractor(abc.ABC):
         Pillow image, or an (H, W, 3) uint8 torch tensor already decoded on
         the GPU (``spacer.extractors.device_images``)."""
         start_time = time.time()
-        rows, cols = _split_rowcols(rowcols)
+        rows, cols = split_rowcols(rowcols)
         model, device, remote_loaded = self.warm_model()
         if device.startswith('cuda'):
             # Cut on the GPU: the image goes up once, patches never come back.
+            # Imported here: the GPU pipeline imports torch.
             from spacer.extractors.device_pipeline import features_on_device
             feats = features_on_device(self, model, device, im, rowcols)
         else:
@@ -206,7 +212,6 @@ class FeatureExtractor(abc.ABC):
         """A local path holding data file ``key`` (a remote or in-memory file
         is copied into EXTRACTORS_CACHE_DIR once), and whether it was
         downloaded from remote storage just now. Not hash-checked."""
-        from spacer.storage.cache import cached_path
         path, downloaded = cached_path(self.data_locations[key])
         return str(path), downloaded
 
@@ -214,7 +219,6 @@ class FeatureExtractor(abc.ABC):
         """Where data file ``key`` is cached (ConfigError without
         EXTRACTORS_CACHE_DIR). Unlike pyspacer's, the name carries a digest
         of the whole location, so two files of the same name never collide."""
-        from spacer.storage.cache import cached_file_path
         return cached_file_path(self.data_locations[key])
 
     def decache_remote_loaded_file(self, key: str) -> None:
@@ -222,7 +226,6 @@ class FeatureExtractor(abc.ABC):
         next load downloads (and checks) it afresh."""
         loc = self.data_locations[key]
         if loc.is_remote:
-            from spacer.storage.cache import evict
             evict(loc)
 
     def _check_data_hash(self, data: bytes, key: str) -> None:
@@ -247,30 +250,6 @@ class FeatureExtractor(abc.ABC):
             data_hashes=dict(self.data_hashes),
         )
 
-    @staticmethod
-    def deserialize(data: dict) -> 'FeatureExtractor':
-        """An extractor from its serialized form; class_path must name an
-        allow-listed class (spacer.class_registry)."""
-        from spacer.class_registry import resolve
-
-        if not isinstance(data, dict) or 'class_path' not in data:
-            got = 'an object without one' if isinstance(data, dict) \
-                else type(data).__name__
-            # pyspacer's callers saw a KeyError, or a TypeError for a non-object.
-            error = MissingKeyError if isinstance(data, dict) else MessageArgumentError
-            raise error(
-                f"A serialized extractor must be a JSON object with a"
-                f" 'class_path', got {got}.")
-        working = dict(data)
-        extractor_class = resolve(working.pop('class_path'), FeatureExtractor)
-        if working.get('data_locations') is None:
-            working['data_locations'] = {}
-        try:
-            return extractor_class(**working)
-        except TypeError as e:
-            # A registered class without **kwargs refusing a field.
-            raise MessageArgumentError(f"{extractor_class.__name__}: {e}") from e
-
     def __repr__(self):
         return str(self.serialize())
 
@@ -281,14 +260,6 @@ class FeatureExtractor(abc.ABC):
 
     def __hash__(self):
         return hash(self.class_path())
-
-
-def unique_points(rowcols: Sequence[Sequence[int]]) \
-        -> tuple[np.ndarray, np.ndarray]:
-    """(distinct (row, col) pairs, index of each given point among them)."""
-    points = np.asarray(rowcols, dtype=np.int64).reshape(-1, 2)
-    unique, inverse = np.unique(points, axis=0, return_inverse=True)
-    return unique, inverse.reshape(-1)
 
 
 def _one_ahead(items: Iterator) -> Iterator:
@@ -354,22 +325,50 @@ def _data_hashes(value: Any, locations: dict[str, DataLocation],
     return dict(value)
 
 
-def _split_rowcols(rowcols) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and cols as int64 arrays (validated earlier by
-    spacer.extract_inputs.check_extract_inputs)."""
-    if len(rowcols) == 0:
-        raise ValueError("No point locations given: rowcols is empty.")
-    array = np.asarray(rowcols)
-    if array.ndim != 2 or array.shape[1] != 2:
-        raise ValueError(
-            "rowcols must be a sequence of (row, col) pairs.")
-    return array[:, 0].astype(np.int64), array[:, 1].astype(np.int64)
+# Real extractors give 1280 or 4096 values; far more is a typo whose
+# features (points x feature_dim float64) would not fit in memory.
+MAX_FEATURE_DIM = 100_000
 
 
-def __getattr__(name):
-    # pyspacer defines DummyExtractor in this module; ours lives in
-    # dummy.py (imported lazily to avoid a circular import).
-    if name == 'DummyExtractor':
-        from spacer.extractors.dummy import DummyExtractor
-        return DummyExtractor
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+class DummyExtractor(FeatureExtractor):
+    """Random features of the right shape; no data files, no network."""
+
+    def __init__(self,
+                 data_locations: dict[str, DataLocation] | None = None,
+                 feature_dim: int = 4096,
+                 **kwargs):
+        super().__init__(
+            {} if data_locations is None else data_locations, **kwargs)
+        # Match the feature_dim of any classifier these features will meet.
+        if isinstance(feature_dim, bool) or not isinstance(
+                feature_dim, (int, np.integer)) \
+                or not 1 <= feature_dim <= MAX_FEATURE_DIM:
+            raise MessageError(
+                f"DummyExtractor: feature_dim must be an integer from 1 to"
+                f" {MAX_FEATURE_DIM}, not {feature_dim!r}.")
+        self._feature_dim = int(feature_dim)
+
+    @classmethod
+    def class_path(cls) -> str:
+        # pyspacer's module for this class; serialized messages must match.
+        return 'spacer.extractors.base.DummyExtractor'
+
+    @property
+    def feature_dim(self) -> int:
+        return self._feature_dim
+
+    def __call__(self, im, rowcols: Sequence[Sequence[int]]) \
+            -> tuple[ImageFeatures, ExtractFeaturesReturnMsg]:
+        start_time = time.time()
+        rows, cols = split_rowcols(rowcols)
+        feats = np.random.random((len(rows), self.feature_dim))
+        features = ImageFeatures.from_arrays(
+            rows, cols, feats, valid_rowcol=True)
+        return features, ExtractFeaturesReturnMsg(
+            extractor_loaded_remotely=False,
+            runtime=time.time() - start_time)
+
+    def serialize(self) -> dict:
+        data = super().serialize()
+        data['feature_dim'] = self.feature_dim
+        return data

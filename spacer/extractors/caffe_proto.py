@@ -302,7 +302,7 @@ def _file_descriptor() -> descriptor_pb2.FileDescriptorProto:
     return file_proto
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=1)  # no arguments: one value, built once
 def message_classes() -> dict[str, type[Message]]:
     """
     The Caffe message classes, by name ('NetParameter', 'BlobProto', ...).

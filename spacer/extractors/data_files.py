@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+from collections import OrderedDict
 from io import BytesIO
 from pathlib import Path
 
 from spacer.data_classes import DataLocation
 from spacer.exceptions import HashMismatchError, SpacerError
+from spacer.storage.cache import cached_path, evict
+from spacer.storage.factory import storage_for
+from spacer.storage.filesystem import check_regular_file, read_regular_file
 
 
 class WeightsFormatError(SpacerError, ValueError):
@@ -23,25 +28,40 @@ class WeightsFormatError(SpacerError, ValueError):
     checkpoint, wrong keys or shapes, unparsable network definition)."""
 
 
-_digest_memo: dict[tuple, str] = {}
+# Digests of local files by stat signature, least recently used dropped
+# beyond DIGEST_MEMO_SIZE: every photo of a survey passes through here, the
+# weights files (the ones worth remembering) are a handful.
+DIGEST_MEMO_SIZE = 256
+_digest_memo: OrderedDict[tuple, str] = OrderedDict()
+_digest_lock = threading.Lock()
 
 
 def file_sha256(path: str | os.PathLike) -> str:
     """sha256 hex digest of a local file, memoized by its stat signature."""
-    from spacer.storage.filesystem import check_regular_file
     check_regular_file(path)  # a FIFO would block, a device never end
     stat = os.stat(path)
     signature = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns,
                  stat.st_ino)
-    digest = _digest_memo.get(signature)
-    if digest is None:
-        hasher = hashlib.sha256()
-        with open(path, 'rb') as f:
-            for chunk in iter(lambda: f.read(1 << 20), b''):
-                hasher.update(chunk)
-        digest = hasher.hexdigest()
+    with _digest_lock:
+        digest = _digest_memo.get(signature)
+        if digest is not None:
+            _digest_memo.move_to_end(signature)
+            return digest
+    hasher = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            hasher.update(chunk)
+    digest = hasher.hexdigest()
+    with _digest_lock:
         _digest_memo[signature] = digest
+        while len(_digest_memo) > DIGEST_MEMO_SIZE:
+            _digest_memo.popitem(last=False)
     return digest
+
+
+def clear_digest_memo() -> None:
+    with _digest_lock:
+        _digest_memo.clear()
 
 
 def check_digest(key: str, digest: str, expected: str | None) -> None:
@@ -51,8 +71,7 @@ def check_digest(key: str, digest: str, expected: str | None) -> None:
 
 
 def _storage(loc: DataLocation):
-    from spacer.storage import storage_factory
-    return storage_factory(loc.storage_type, loc.bucket_name)
+    return storage_for(loc)
 
 
 def verified_digest(key: str, loc: DataLocation,
@@ -64,7 +83,6 @@ def verified_digest(key: str, loc: DataLocation,
     deleted so that the next call downloads it again.
     """
     if loc.is_remote:
-        from spacer.storage.cache import cached_path, evict
         path, downloaded = cached_path(loc)
         digest = file_sha256(path)
         try:
@@ -89,11 +107,9 @@ def open_verified(key: str, loc: DataLocation,
     whether it was downloaded from remote storage just now."""
     _, downloaded = verified_digest(key, loc, expected)
     if loc.is_remote:
-        from spacer.storage.cache import cached_path
         path, _ = cached_path(loc)
         return BytesIO(Path(path).read_bytes()), downloaded
     if loc.storage_type == 'filesystem':
-        from spacer.storage.filesystem import read_regular_file
         return BytesIO(read_regular_file(loc.key)), False
     stream = _storage(loc).load(loc.key)
     stream.seek(0)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from spacer.data_classes import DataLocation
+from spacer.extractors.efficientnet import EfficientNetExtractor
 
 CROP = 224
 
@@ -72,7 +73,7 @@ def build_default_state_dict(seed: int = 0, n_patches: int = 160,
     batches, in train mode without gradients)."""
     import torch
 
-    from spacer.extractors.efficientnet_net import EfficientNetB0
+    from spacer.extractors.efficientnet_net import EfficientNetB0  # imports torch
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -120,8 +121,6 @@ def write_default_weights(path: str | os.PathLike, seed: int = 0,
 def default_extractor(directory: str | os.PathLike, seed: int = 0):
     """An EfficientNetExtractor on default weights kept in ``directory``
     (made on first call, ~10 s on two CPU cores), with its hash."""
-    from spacer.extractors.efficientnet import EfficientNetExtractor
-
     path = Path(directory) / f'efficientnet_b0_default_seed{seed}.pt'
     if path.exists():
         digest = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -18,6 +18,8 @@ from PIL import Image
 
 from spacer import config
 from spacer.exceptions import ConfigError
+from spacer.storage.factory import storage_for
+from spacer.storage.images import load_pixels, open_image
 
 DECODERS = ('pillow', 'nvjpeg')
 
@@ -56,8 +58,6 @@ def load_for_extraction(loc: Any, device: str) -> tuple[Any, Image.Image]:
     """(image, header) of ``loc`` for extracting on ``device``: the image is
     a Pillow image, or an (H, W, 3) tensor nvJPEG decoded on the GPU;
     the header gives its size for the input checks."""
-    from spacer.storage.factory import storage_for
-    from spacer.storage.images import load_pixels, open_image
 
     data = storage_for(loc).load(loc.key)
     header = open_image(data, loc.key)

@@ -25,6 +25,7 @@ from PIL import Image
 
 from spacer.data_classes import ImageFeatures
 from spacer.extractors.device_crop import crop_on_device, image_to_device
+from spacer.extractors.points import unique_points
 from spacer.extractors.utils import to_rgb_array
 from spacer.extras import extra_imports
 
@@ -44,8 +45,6 @@ def features_on_device(extractor: Any, model: Any, device: str,
                        im: Image.Image | torch.Tensor,
                        rowcols: Sequence[Sequence[int]]) -> np.ndarray:
     """(N, feature_dim) float32 features of one image's points."""
-    from spacer.extractors.base import unique_points
-
     unique, inverse = unique_points(rowcols)
     image = image_tensor(im, device)
     size = extractor.batch_size(device)
@@ -86,8 +85,6 @@ def extract_many(extractor: Any,
     patches of consecutive images share forward passes of ``batch_size``
     patches.
     """
-    from spacer.extractors.base import unique_points
-
     model, device, _ = extractor.warm_model()
     if decode_batch is None:
         per_item = decode or image_tensor

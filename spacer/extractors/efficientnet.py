@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from spacer import config
+from spacer.exceptions import ConfigError
+from spacer.extractors import coralnet_b0
 from spacer.extractors.torch_extractors import TorchExtractor, read_checkpoint
 
 ENGINES = ('auto', 'torch', 'onnxruntime')
@@ -24,8 +27,6 @@ ENGINES = ('auto', 'torch', 'onnxruntime')
 def engine_setting() -> str:
     """Config EXTRACT_ENGINE: 'auto' (ONNX Runtime on CPU when installed),
     'torch', or 'onnxruntime' (CPU only; falls back to torch if missing)."""
-    from spacer import config
-    from spacer.exceptions import ConfigError
     try:
         value = config.get('EXTRACT_ENGINE')
     except ConfigError:  # a config without this setting
@@ -42,10 +43,8 @@ class EfficientNetExtractor(TorchExtractor):
     """CoralNet's EfficientNet-B0; weights: a torch file holding
     {'net': state_dict}."""
 
-    MODEL_NAME = 'efficientnet-b0'
-    # CoralNet's label set when the weights were trained; the classifier
-    # head exists only so those weights load.
-    NUM_CLASSES = 1275
+    MODEL_NAME = coralnet_b0.MODEL_NAME
+    NUM_CLASSES = coralnet_b0.NUM_CLASSES
     GPU_BATCH_SIZE = 256
 
     @property
@@ -56,6 +55,7 @@ class EfficientNetExtractor(TorchExtractor):
     def untrained_model(cls) -> Any:
         """pyspacer's B0 (forward gives logits, extract_features the
         features), freshly initialized."""
+        # Imported here, as below: the network imports torch.
         from spacer.extractors.efficientnet_net import EfficientNet
         return EfficientNet.from_pretrained(
             model_name=cls.MODEL_NAME, num_classes=cls.NUM_CLASSES)
@@ -64,6 +64,7 @@ class EfficientNetExtractor(TorchExtractor):
         return engine_setting() if device == 'cpu' else 'torch'
 
     def build_model(self, device: str) -> Any:
+        # Imported here: the engines and the network import torch.
         from spacer.extractors import engines
         from spacer.extractors.efficientnet_net import load_b0
 
@@ -94,7 +95,7 @@ _NETWORK_NAMES = ('EfficientNet', 'MBConvBlock')
 
 def __getattr__(name: str) -> Any:
     if name in _NETWORK_NAMES:
-        from spacer.extractors import efficientnet_net
+        from spacer.extractors import efficientnet_net  # imports torch
         return getattr(efficientnet_net, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -12,7 +12,7 @@ last convolution (``extract_features``).
 """
 from __future__ import annotations
 
-from spacer.extractors.efficientnet import EfficientNetExtractor
+from spacer.extractors.coralnet_b0 import MODEL_NAME, NUM_CLASSES
 from spacer.extractors.efficientnet_utils import (
     BlockArgs,
     GlobalParams,
@@ -31,9 +31,6 @@ with extra_imports():
     import torch
     from torch import nn
     from torch.nn import functional as F
-
-MODEL_NAME = EfficientNetExtractor.MODEL_NAME
-NUM_CLASSES = EfficientNetExtractor.NUM_CLASSES
 
 
 def _batch_norm(channels: int, global_params: GlobalParams) -> nn.BatchNorm2d:

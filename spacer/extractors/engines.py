@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spacer import config
 from spacer.extras import extra_imports
 
 with extra_imports():
@@ -73,7 +74,6 @@ def onnx_available() -> bool:
 
 def onnx_cache_dir() -> Path:
     """EXTRACTORS_CACHE_DIR/onnx when set, else the user's cache dir."""
-    from spacer import config
     base = config.get('EXTRACTORS_CACHE_DIR')
     if base:
         return Path(base) / 'onnx'

@@ -25,6 +25,8 @@ import numpy as np
 from spacer.content_free import describe, without_content
 from spacer.data_classes import DataLocation
 from spacer.extractors.base import FeatureExtractor
+from spacer.extractors.data_files import WeightsFormatError
+from spacer.storage.factory import storage_factory
 
 
 class PixelsToTensor:
@@ -38,7 +40,7 @@ class PixelsToTensor:
     def __call__(self, picture: Any) -> Any:
         import torch
 
-        from spacer.extractors.engines import to_unit_nchw
+        from spacer.extractors.engines import to_unit_nchw  # imports torch
 
         array = self._hwc(picture)
         if array.dtype == np.uint8:
@@ -96,7 +98,6 @@ def read_checkpoint(stream: BytesIO, what: str = 'EfficientNet') -> object:
     CoralNet's weights files hold (no arbitrary code from the pickle)."""
     import torch
 
-    from spacer.extractors.data_files import WeightsFormatError
 
     core = getattr(np, '_core', None) or np.core
     allowed = [np.dtype, codecs.encode, np.dtypes.Int64DType,
@@ -135,7 +136,6 @@ def load_checkpoint_into(model: Any, checkpoint: object, family: str,
     raises WeightsFormatError naming what is wrong; ``family``,
     ``architecture`` and ``layout`` word those messages.
     """
-    from spacer.extractors.data_files import WeightsFormatError
 
     if not isinstance(checkpoint, Mapping) or 'net' not in checkpoint:
         # The file's own keys are content: only their number is shown.
@@ -211,7 +211,6 @@ class TorchExtractor(FeatureExtractor, abc.ABC):
         that need its formats, not meaningful features."""
         import torch
 
-        from spacer.storage import storage_factory
 
         stream = BytesIO()
         torch.save({'net': cls.untrained_model().state_dict()}, stream)

@@ -59,7 +59,7 @@ class VGG16CaffeExtractor(FeatureExtractor):
         return 4096
 
     def build_model(self, device: str) -> Any:
-        from spacer.extractors.vgg16_net import build_network
+        from spacer.extractors.vgg16_net import build_network  # imports torch
 
         definition, _ = self.load_datastream('definition')
         weights, _ = self.load_datastream('weights')

@@ -14,6 +14,8 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable, Hashable
 
+from spacer import config
+
 logger = logging.getLogger(__name__)
 _lock = threading.RLock()
 _models: OrderedDict[Hashable, Any] = OrderedDict()
@@ -45,7 +47,6 @@ def get_or_build(key: Hashable, build: Callable[[], Any], label: str = 'model') 
         _models[key] = model
         # Distinct extractors may alternate (e.g. during a migration);
         # beyond EXTRACTOR_CACHE_SIZE the least recently used is dropped.
-        from spacer import config
         while len(_models) > max(1, int(config.get('EXTRACTOR_CACHE_SIZE'))):
             _models.popitem(last=False)
         return model
@@ -71,7 +72,6 @@ def resolve_device(setting: str | None = None) -> str:
     import torch
 
     if setting is None:
-        from spacer import config
         setting = config.get('DEVICE') or 'auto'
     setting = str(setting).strip().lower()
     if setting == 'auto':

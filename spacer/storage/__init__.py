@@ -1,12 +1,13 @@
 """Where spacer reads and writes bytes: s3, filesystem, memory and url backends."""
 from __future__ import annotations
 
-from spacer.storage.base import RemoteStorage, Storage
+from spacer.storage.backend import Storage
 from spacer.storage.classifiers import load_classifier, store_classifier
 from spacer.storage.factory import clear_memory_storage, storage_factory, storage_for
 from spacer.storage.filesystem import FileSystemStorage
 from spacer.storage.images import load_image, store_image
 from spacer.storage.memory import MemoryStorage
+from spacer.storage.remote import RemoteStorage
 from spacer.storage.s3 import S3Storage
 from spacer.storage.url import URLStorage
 

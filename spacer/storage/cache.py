@@ -5,7 +5,7 @@ from pathlib import Path
 
 from spacer import config
 from spacer.exceptions import ConfigError
-from spacer.storage.base import cache_file_name
+from spacer.storage.cache_names import cache_file_name
 from spacer.storage.factory import storage_for
 from spacer.storage.filesystem import check_regular_file, write_atomically
 

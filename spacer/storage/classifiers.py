@@ -8,11 +8,12 @@ from collections import OrderedDict
 from io import BytesIO
 
 from spacer import config
+from spacer.storage.confinement import PathOutsideRootsError, confine
 from spacer.storage.factory import storage_for
 
 
 def store_classifier(loc, clf) -> None:
-    from spacer.classifier_pickle import dumps_classifier
+    from spacer.classifier_pickle import dumps_classifier  # imports scikit-learn
     if not hasattr(clf, 'calibrated_classifiers_'):
         raise ValueError("Only fitted classifiers can be stored.")
     storage_for(loc).store(loc.key, BytesIO(dumps_classifier(clf)))
@@ -24,7 +25,6 @@ def file_fingerprint(loc) -> tuple | None:
     other storages, whose bytes are hashed instead."""
     if loc.storage_type != 'filesystem':
         return None
-    from spacer.storage.confinement import PathOutsideRootsError, confine
     try:
         confine(loc.key, 'read')  # no stat outside FILESYSTEM_ROOTS either
         st = os.stat(loc.key)
@@ -56,7 +56,7 @@ class _ContentCache:
                 self._items.popitem(last=False)
 
     def load(self, loc):
-        from spacer.classifier_pickle import loads_classifier
+        from spacer.classifier_pickle import loads_classifier  # imports scikit-learn
         fingerprint = file_fingerprint(loc)
         if fingerprint is not None and (clf := self._get(fingerprint)) is not None:
             return clf

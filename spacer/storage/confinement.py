@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 from spacer import config
 from spacer.exceptions import ConfigError, SpacerError
+from spacer.storage.shown_paths import shown_path
 
 SETTING = 'FILESYSTEM_ROOTS'
 
@@ -83,11 +84,6 @@ def _inside(path: str, folder: str) -> bool:
         return False
 
 
-def _shown(path: str) -> str:
-    from spacer.storage.filesystem import shown_path
-    return shown_path(path)
-
-
 def confine(path: str | os.PathLike, action: str = 'read') -> str:
     """``path`` (as given) when it may be used; PathOutsideRootsError, naming
     the setting, when roots are set and the path resolves outside them.
@@ -106,12 +102,12 @@ def confine(path: str | os.PathLike, action: str = 'read') -> str:
         resolved = os.path.realpath(os.path.abspath(text))
     except (TypeError, ValueError) as e:
         raise PathOutsideRootsError(
-            f"Filesystem path {_shown(str(path))} cannot be checked against {SETTING}"
+            f"Filesystem path {shown_path(str(path))} cannot be checked against {SETTING}"
             f" ({type(e).__name__}); refused before any {action}.") from None
     if any(_inside(resolved, folder) for folder in folders):
         return path
     raise PathOutsideRootsError(
-        f"Filesystem path {_shown(text)} resolves outside the folders {SETTING} allows"
+        f"Filesystem path {shown_path(text)} resolves outside the folders {SETTING} allows"
         f" (symlinks and '..' followed); refused before any {action}.")
 
 

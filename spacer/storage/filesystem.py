@@ -16,11 +16,9 @@ from io import BytesIO
 from typing import NoReturn
 
 from spacer.exceptions import MessageError
-from spacer.storage.base import Storage
+from spacer.storage.backend import Storage
 from spacer.storage.confinement import confine
-
-# Paths longer than this are shortened in error messages.
-_SHOWN_CHARS = 160
+from spacer.storage.shown_paths import shown_path
 
 # OS errors that say the path itself is malformed, not that the file is
 # missing or locked: reported as MessageError so a worker sees bad input.
@@ -35,15 +33,6 @@ _KIND_NAMES = (
     (stat.S_ISBLK, 'a block device'),
     (stat.S_ISSOCK, 'a socket'),
 )
-
-
-def shown_path(path: str | os.PathLike) -> str:
-    """path quoted for a message; a huge one keeps its two ends and its length."""
-    text = os.fsdecode(path) if isinstance(path, (bytes, os.PathLike)) else str(path)
-    if len(text) <= _SHOWN_CHARS:
-        return repr(text)
-    half = _SHOWN_CHARS // 2
-    return f"{text[:half]!r}...{text[-half:]!r} ({len(text)} characters)"
 
 
 def _path_error(path: str, err: OSError | ValueError) -> Exception:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from io import BytesIO
 
-from spacer.storage.base import Storage
+from spacer.storage.backend import Storage
 
 
 class MemoryStorage(Storage):

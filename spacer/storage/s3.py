@@ -9,7 +9,7 @@ from io import BytesIO
 
 from spacer import config
 from spacer.exceptions import MessageError
-from spacer.storage.base import RemoteStorage
+from spacer.storage.remote import RemoteStorage
 
 _local = threading.local()
 
@@ -55,7 +55,7 @@ def _param_errors(bucket_name: str, key: str) -> Iterator[None]:
 def s3_client():
     """A boto3 client per thread (clients are not shared across threads),
     made anew when the AWS settings change."""
-    from spacer import aws
+    from spacer import aws  # imports boto3
 
     settings = aws.current_settings()
     cached = getattr(_local, 'client', None)

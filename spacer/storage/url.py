@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from spacer import config
 from spacer.exceptions import URLDownloadError
-from spacer.storage.base import RemoteStorage
+from spacer.storage.remote import RemoteStorage
 from spacer.storage.url_guard import opener
 
 ALLOWED_SCHEMES = ('http', 'https')

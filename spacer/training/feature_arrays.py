@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from spacer import config
 from spacer.data_classes import DataLocation, ImageLabels, annotated_rows
 
 FEATURE_DTYPE = np.float32
@@ -35,8 +36,7 @@ REMOTE_WORKERS = 16
 
 def in_memory_limit() -> int:
     """Bytes a training matrix may take in RAM before it goes to disk."""
-    from spacer.config import get_config_value
-    megabytes = get_config_value(
+    megabytes = config.get_config_value(
         'TRAINING_IN_MEMORY_MB', int, DEFAULT_IN_MEMORY_MB)
     return int(megabytes) * 1024 * 1024
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 
+from spacer import config
+
 SKLEARN_BETAS = (0.9, 0.999)
 SKLEARN_EPSILON = 1e-8
 
 
 def torch_threads() -> int:
-    from spacer.config import get_config_value
-    return max(1, int(get_config_value('TRAINING_TORCH_THREADS', int, 1)))
+    return max(1, int(config.get_config_value('TRAINING_TORCH_THREADS', int, 1)))
 
 
 @contextmanager

@@ -57,8 +57,39 @@ def test_check_hides_secrets(monkeypatch, capsys):
     assert 'BROKER_URL' in out and 'S3_ENDPOINT_URL' in out
 
 
-def test_readme_documents_every_setting():
+def _readme_tables() -> list[dict[str, str]]:
+    """Each settings table of the README: name -> default as written."""
     from pathlib import Path
     readme = (Path(__file__).parents[2] / 'README.md').read_text()
-    missing = [s.name for s in config.SETTINGS if f'| `{s.name}` |' not in readme]
-    assert not missing, f"README's settings table lacks {missing}"
+    tables, rows = [], None
+    for line in readme.splitlines():
+        if line.startswith('| setting (`SPACER_` + name) |'):
+            rows = {}
+            tables.append(rows)
+        elif rows is not None and line.startswith('| `'):
+            cells = [cell.strip() for cell in line.strip('|').split('|')]
+            rows[cells[0].strip('`')] = cells[1].strip('`')
+        elif rows is not None and not line.startswith('|'):
+            rows = None
+    return tables
+
+
+def test_readme_documents_every_setting():
+    """The README has one table per table of the code (the library's in
+    spacer.config, the workers' in workers.settings), each naming exactly
+    its settings with their defaults."""
+    from workers.settings import WORKER_SETTING_TABLE
+    tables = _readme_tables()
+    assert len(tables) == 2, "README should have the library's and the workers' settings tables"
+    for documented, code in zip(tables, (config.SETTINGS, WORKER_SETTING_TABLE)):
+        missing = [s.name for s in code if s.name not in documented]
+        assert not missing, f"README's settings table lacks {missing}"
+        stale = sorted(set(documented) - {s.name for s in code})
+        assert not stale, f"README's settings table documents unknown {stale}"
+        wrong = [s.name for s in code if documented[s.name] != str(s.default)]
+        assert not wrong, f"README's defaults differ from the code's for {wrong}"
+
+
+def test_library_and_worker_settings_do_not_overlap():
+    from workers.settings import WORKER_SETTING_TABLE
+    assert not {s.name for s in WORKER_SETTING_TABLE} & set(config.SETTINGS_BY_NAME)

@@ -94,7 +94,7 @@ def test_context_is_added_without_losing_the_type():
 @pytest.mark.parametrize('case_id', [i for i, c in CASES.items() if c['raised']
                                      and i not in LENIENT])
 def test_workers_still_treat_them_as_bad_input(case_id):
-    failures = pytest.importorskip('workers.policies.failures')
+    failures = pytest.importorskip('workers.failure_kinds')
     with pytest.raises(Exception) as caught:
         _deserialize(CASES[case_id])
     assert failures.classify(caught.value) is failures.Failure.INPUT

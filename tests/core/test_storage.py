@@ -210,7 +210,7 @@ def test_extractor_file_cache_keys_do_not_collide(tmp_cache_dir, s3_settings):
 def test_a_trickling_server_cannot_outlast_the_deadline(http_server):
     """Every read returns well inside the per-read timeout; the total
     deadline still ends the download, as a timeout (retried as transient)."""
-    from workers.policies.failures import Failure, classify
+    from workers.failure_kinds import Failure, classify
     base, routes = http_server
     routes['/trickle'] = ('trickle', b'z' * 100)
     storage = URLStorage(timeout=5, max_bytes=1000, deadline=1)

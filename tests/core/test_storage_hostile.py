@@ -14,7 +14,7 @@ from spacer.data_classes import DataLocation
 from spacer.exceptions import MessageError, URLDownloadError
 from spacer.storage import FileSystemStorage, S3Storage, URLStorage, storage_factory
 from spacer.storage.cache import cached_path
-from workers.policies.failures import Failure, classify
+from workers.failure_kinds import Failure, classify
 
 
 class _EchoHandler(http.server.BaseHTTPRequestHandler):

@@ -60,7 +60,7 @@ def as_argv(command: str | list[str]) -> list[str]:
 
 def parse_spacer_command(argv: list[str]):
     """Parses a `spacer ...` command line with the project's own CLI parser."""
-    from workers import cli
+    from spacer_cli import spacer_command as cli
     assert argv[0] == 'spacer', f"not a spacer command: {argv}"
     parser = cli.build_parser()
     return parser.parse_args(argv[1:])

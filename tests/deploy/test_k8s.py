@@ -64,7 +64,7 @@ def test_worker_command_parses_and_grace_outlasts_its_queues_hard_limit(name):
 
 
 def test_liveness_probe_pings_this_worker_and_outlasts_a_long_task():
-    from workers.commands.worker import pool_for
+    from spacer_cli.worker_command import pool_for
     from workers.settings import load
     settings = load()
     for deployment in by_kind('Deployment').values():

@@ -62,7 +62,7 @@ else:
     report.update(results=results, rounds=rounds, left=len(queue.get_collectable_jobs()),
                   unknown=[[r.serialize() for r in unknown[0]], unknown[1]])
 report['imported'] = sorted(m for m in sys.modules
-                            if m in ('torch', 'workers.tasks', 'spacer.tasks'))
+                            if m in ('torch', 'workers.celery_tasks', 'spacer.tasks'))
 print(json.dumps(report))
 '''
 

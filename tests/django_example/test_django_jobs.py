@@ -48,7 +48,7 @@ jobs = [web.get(f'/jobs/{job.pk}/').json() for job in Job.objects.order_by('pk')
 print(json.dumps({'jobs': jobs,
                   'torch': 'torch' in sys.modules,
                   'task_code': sorted(m for m in sys.modules
-                                      if m in ('workers.tasks', 'spacer.tasks'))}))
+                                      if m in ('workers.celery_tasks', 'spacer.tasks'))}))
 '''
 
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from workers.cli import build_parser, main
+from spacer_cli.spacer_command import build_parser, main
 
 SUBCOMMANDS = ['worker', 'submit', 'result', 'status', 'dead-letters', 'config']
 
@@ -18,7 +18,7 @@ def test_each_subcommand_has_help(command, capsys):
     assert f'spacer {command}' in capsys.readouterr().out
 
 
-def test_mainjob_subcommands_are_included():
+def test_survey_subcommands_are_included():
     choices = build_parser()._subparsers._group_actions[0].choices
     assert set(SUBCOMMANDS) <= set(choices)
     assert {'run', 'demo'} <= set(choices)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from spacer.storage import storage_factory
-from workers.cli import main
+from spacer_cli.spacer_command import main
 
 REPO = Path(__file__).parents[2]
 DUMMY = 'spacer.extractors.dummy.DummyExtractor'
@@ -23,7 +23,7 @@ def spacer_cli(args: list[str], **env: str) -> subprocess.CompletedProcess:
     """`spacer ARGS` in a fresh interpreter (settings are read at import)."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith('SPACER_')}
     environ.update({f'SPACER_{k}': v for k, v in env.items()})
-    return subprocess.run([sys.executable, '-m', 'workers.cli', *args], cwd=REPO,
+    return subprocess.run([sys.executable, '-m', 'spacer_cli', *args], cwd=REPO,
                           env=environ, capture_output=True, text=True, timeout=60)
 
 
@@ -75,6 +75,6 @@ def test_result_without_a_broker_says_so(monkeypatch, capsys, wait):
 
 
 def test_dead_letters_without_a_broker_says_so(capsys):
-    from workers.cli import main
+    from spacer_cli.spacer_command import main
     assert main(['dead-letters', 'list']) == 1
     assert 'no broker configured' in capsys.readouterr().err

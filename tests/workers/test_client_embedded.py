@@ -137,8 +137,8 @@ def test_spent_retries_leave_exactly_one_dead_letter(tmp_path):
 
     from spacer.data_classes import DataLocation
     from tests.conftest import free_port
-    from workers.keystore import store_for
-    from workers.policies import dead_letters
+    from workers.job_state_store import store_for
+    from workers import dead_letters
     # Queues of its own: the module's embedded worker must not take these.
     queues = {kind: f'no-retry-{kind}' for kind in ('extract', 'train', 'classify')}
     client = Client(make_app(replace(load(), retry_max=0, queues=queues)))

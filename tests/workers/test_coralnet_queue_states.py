@@ -75,7 +75,7 @@ def test_the_last_line_is_the_dotted_class_and_the_text_as_coralnet_splits_it(
 def test_the_module_imports_neither_torch_nor_task_code():
     """The web process's side stays a producer's (the base install)."""
     code = ('import sys, workers.coralnet_queue; '
-            'print(sorted(m for m in sys.modules if m in ("torch", "workers.tasks",'
+            'print(sorted(m for m in sys.modules if m in ("torch", "workers.celery_tasks",'
             ' "spacer.tasks")))')
     out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
                          text=True, timeout=60, check=True).stdout

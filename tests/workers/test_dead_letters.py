@@ -6,9 +6,9 @@ import pytest
 from celery import Celery
 
 from workers.errors import RemoteError
-from workers.keystore import MemoryKeyStore, RedisKeyStore
-from workers.policies import dead_letters
-from workers.policies.failures import Failure
+from workers.job_state_store import MemoryKeyStore, RedisKeyStore
+from workers import dead_letters, failure_policy
+from workers.failure_kinds import Failure
 from workers.settings import load
 
 
@@ -46,7 +46,7 @@ def test_take_removes_one_entry(store):
 
 
 class FakeTask:
-    """The attributes of a Celery task record_failure reads."""
+    """The attributes of a Celery task keep_dead_letter reads."""
 
     def __init__(self, app):
         self.app = app
@@ -67,7 +67,7 @@ def test_input_errors_are_not_kept(app_with_store):
     app, store = app_with_store
     error = RemoteError('ImageDecodeError', 'not an image')
     error.failure = Failure.INPUT
-    assert not dead_letters.record_failure(FakeTask(app), 'id1', error, ({'job_token': 'a'},))
+    assert not failure_policy.keep_dead_letter(FakeTask(app), 'id1', error, ({'job_token': 'a'},))
     assert dead_letters.count(store) == 0
 
 
@@ -75,10 +75,10 @@ def test_exhausted_and_internal_failures_are_kept(app_with_store):
     app, store = app_with_store
     error = RemoteError('EndpointConnectionError', 'Could not connect')
     error.failure = Failure.TRANSIENT
-    assert dead_letters.record_failure(FakeTask(app), 'id1', error, ({'job_token': 'a'},))
+    assert failure_policy.keep_dead_letter(FakeTask(app), 'id1', error, ({'job_token': 'a'},))
     # A failure from outside the task body (e.g. a hard time limit) carries no kind.
     from celery.exceptions import TimeLimitExceeded
-    assert dead_letters.record_failure(FakeTask(app), 'id2', TimeLimitExceeded(960),
+    assert failure_policy.keep_dead_letter(FakeTask(app), 'id2', TimeLimitExceeded(960),
                                        ({'job_token': 'b'},))
     kept = dead_letters.entries(store)
     assert [(e['task_id'], e['error_type'], e['retries']) for e in kept] == [
@@ -94,10 +94,10 @@ def test_dead_letters_name_the_class_path_not_an_error_type_attribute(app_with_s
     app, store = app_with_store
     raw = redis.exceptions.ConnectionError('Connection refused')
     raw.error_type = 'ExceptionType.NETWORK'  # as redis 8 sets it
-    assert dead_letters.record_failure(FakeTask(app), 'id1', raw, ({'job_token': 'a'},))
+    assert failure_policy.keep_dead_letter(FakeTask(app), 'id1', raw, ({'job_token': 'a'},))
     wrapped = RemoteError.from_exception(redis.exceptions.TimeoutError('slow'))
     wrapped.failure = Failure.TRANSIENT
-    assert dead_letters.record_failure(FakeTask(app), 'id2', wrapped, ({'job_token': 'b'},))
+    assert failure_policy.keep_dead_letter(FakeTask(app), 'id2', wrapped, ({'job_token': 'b'},))
     assert [e['error_type'] for e in dead_letters.entries(store)] == [
         'redis.exceptions.TimeoutError', 'redis.exceptions.ConnectionError']
     assert wrapped.error_type == 'TimeoutError'  # what the caller reads is unchanged
@@ -110,7 +110,7 @@ def test_a_job_with_internal_failures_is_kept_once_and_keeps_every_result(
     from spacer import tasks as spacer_tasks
     from spacer.data_classes import DataLocation
     from spacer.messages import ClassifyFeaturesMsg, JobMsg
-    from workers import tasks as worker_tasks
+    from workers import celery_tasks as worker_tasks
 
     _app, store = app_with_store
 

@@ -6,8 +6,8 @@ import time
 import fakeredis
 import pytest
 
-from workers.keystore import MemoryKeyStore, RedisKeyStore
-from workers.policies import dedup
+from workers.job_state_store import MemoryKeyStore, RedisKeyStore
+from workers import dedup
 
 
 @pytest.fixture(params=['redis', 'memory'])
@@ -144,7 +144,7 @@ def test_a_release_fault_does_not_fail_a_finished_task(tmp_path, monkeypatch):
     from spacer.extractors.dummy import DummyExtractor
     from spacer.messages import ExtractFeaturesMsg
     from workers import task_base
-    from workers import tasks as worker_tasks
+    from workers import celery_tasks as worker_tasks
 
     store = RedisKeyStore(fakeredis.FakeRedis())
     monkeypatch.setattr(task_base, 'store_for', lambda _app: store)

@@ -10,8 +10,8 @@ import pytest
 
 from spacer.exceptions import (DataLimitError, HashMismatchError, ImageDecodeError,
                                MessageError, RowColumnInvalidError, URLDownloadError)
-from workers.policies.failures import Failure, classify
-from workers.policies.retries import backoff_delay, should_retry
+from workers.failure_kinds import Failure, classify
+from workers.backoff import backoff_delay, should_retry
 
 
 def url_error(cause):
@@ -107,7 +107,7 @@ def test_a_retry_the_broker_cannot_queue_puts_the_message_back(monkeypatch):
     from celery import Task
     from celery.exceptions import Reject
     from kombu.exceptions import OperationalError
-    from workers import tasks as worker_tasks
+    from workers import celery_tasks as worker_tasks
 
     def broker_down(self, *args, **kwargs):
         raise Reject(OperationalError('Error 111 connecting to redis'), requeue=False)

@@ -158,8 +158,8 @@ def test_an_extraction_stuck_past_its_hard_limit_fails_and_the_worker_serves_on(
     stuck task fails once, naming the limit (no retry of a message that
     would only get stuck again), a dead letter keeps it, and the worker
     serves the next task."""
-    from workers.keystore import store_for
-    from workers.policies import dead_letters
+    from workers.job_state_store import store_for
+    from workers import dead_letters
     # The producer sends each message's limits: the fleet's short ones here.
     client = client_for(redis_server.url(), grace=SHORT_LIMITS['TIME_LIMIT_GRACE'],
                         soft_limits={'extract': 8, 'train': 8, 'classify': 8})

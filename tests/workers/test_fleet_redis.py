@@ -104,8 +104,8 @@ def test_bad_input_fails_fast_and_the_worker_keeps_serving(client, tmp_path):
 def test_transient_fault_is_retried_then_dead_lettered(client, tmp_path):
     from spacer.data_classes import DataLocation
     from tests.conftest import free_port
-    from workers.keystore import store_for
-    from workers.policies import dead_letters
+    from workers.job_state_store import store_for
+    from workers import dead_letters
     scenario = Scenario('filesystem', str(tmp_path), n_images=1)
     msg = scenario.extract_msg(0)
     # Nothing listens there: connection refused, a transient fault.
@@ -161,7 +161,7 @@ def test_producer_needs_neither_torch_nor_the_task_code(fleet, tmp_path):
         task_id = client.submit('extract_features', json.loads({message!r}))
         result = client.wait(task_id, 30)
         print(json.dumps({{'result': result,
-                          'loaded': [m for m in ('torch', 'workers.tasks', 'spacer.tasks',
+                          'loaded': [m for m in ('torch', 'workers.celery_tasks', 'spacer.tasks',
                                                  'spacer.extractors.dummy')
                                      if m in sys.modules]}}))
     ''')

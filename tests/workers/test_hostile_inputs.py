@@ -9,11 +9,11 @@ import pytest
 
 import spacer.exceptions
 from spacer.exceptions import MessageError
-from workers.cli import main
-from workers.commands.submit import load_message
-from workers.keystore import RedisKeyStore
-from workers.policies import dedup
-from workers.policies.failures import Failure, classify
+from spacer_cli.spacer_command import main
+from spacer_cli.submit_command import load_message
+from workers.job_state_store import RedisKeyStore
+from workers import dedup
+from workers.failure_kinds import Failure, classify
 
 DUMMY = 'spacer.extractors.dummy.DummyExtractor'
 
@@ -30,7 +30,7 @@ def extract_json(**changes) -> dict:
 BAD_EXTRACTOR = {'class_path': DUMMY, 'data_locations': 5}
 
 
-# --- workers.tasks.parse: the safety net under every deserializer ---------
+# --- workers.celery_tasks.parse: the safety net under every deserializer ---------
 
 class Exploding:
     """A message class whose deserializer fails the way ``error`` says."""
@@ -52,7 +52,7 @@ def exploding(error: BaseException) -> type:
     RecursionError('maximum recursion depth exceeded'), OSError(errno.ENAMETOOLONG, 'long'),
 ])
 def test_parse_turns_any_deserializer_failure_into_a_message_error(error):
-    from workers.tasks import parse
+    from workers.celery_tasks import parse
     with pytest.raises(MessageError, match=f'Malformed ExplodingMsg: {type(error).__name__}') \
             as info:
         parse(exploding(error), {})
@@ -62,20 +62,20 @@ def test_parse_turns_any_deserializer_failure_into_a_message_error(error):
 
 @pytest.mark.parametrize('error', [MemoryError(), ConnectionError('broker gone')])
 def test_parse_leaves_faults_that_are_not_the_messages(error):
-    from workers.tasks import parse
+    from workers.celery_tasks import parse
     with pytest.raises(type(error)):
         parse(exploding(error), {})
 
 
 def test_parse_leaves_a_soft_time_limit_alone():
     from celery.exceptions import SoftTimeLimitExceeded
-    from workers.tasks import parse
+    from workers.celery_tasks import parse
     with pytest.raises(SoftTimeLimitExceeded):
         parse(exploding(SoftTimeLimitExceeded()), {})
 
 
 def test_parse_keeps_a_huge_cause_short():
-    from workers.tasks import CAUSE_CHARS, parse
+    from workers.celery_tasks import CAUSE_CHARS, parse
     with pytest.raises(MessageError) as info:
         parse(exploding(KeyError('x' * 100_000)), {})
     assert len(str(info.value)) < CAUSE_CHARS + 100
@@ -91,7 +91,7 @@ def test_parse_keeps_a_huge_cause_short():
 ])
 def test_parse_of_malformed_nested_data_is_a_message_error(message_class, message):
     from spacer import messages
-    from workers.tasks import parse
+    from workers.celery_tasks import parse
     with pytest.raises(MessageError):
         parse(getattr(messages, message_class), message)
 
@@ -313,8 +313,8 @@ def embedded():
     ('process_job', {'task_name': 'extract_features', 'tasks': [{'job_token': 5}]}),
 ])
 def test_malformed_nested_data_fails_as_input_without_a_dead_letter(embedded, task, message):
-    from workers.keystore import store_for
-    from workers.policies import dead_letters
+    from workers.job_state_store import store_for
+    from workers import dead_letters
     store = store_for(embedded.app)
     before = dead_letters.count(store)
     outcome = embedded.wait_result(embedded.submit(task, message), 30)

@@ -47,7 +47,7 @@ def producer_venv(tmp_path_factory):
     source = tmp_path_factory.mktemp('producer-source')
     for name in ('pyproject.toml', 'README.md'):
         shutil.copy(ROOT / name, source / name)
-    for name in ('spacer', 'workers'):
+    for name in ('spacer', 'workers', 'spacer_survey', 'spacer_cli'):
         shutil.copytree(ROOT / name, source / name,
                         ignore=shutil.ignore_patterns('__pycache__'))
     venv.create(home, with_pip=True)

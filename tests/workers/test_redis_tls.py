@@ -60,7 +60,7 @@ def test_a_task_round_trip_over_rediss(tls_redis, tmp_path):
         assert producer.wait(task_id, timeout=60)['runtime'] >= 0
         assert producer.peek([task_id])[task_id].state == 'SUCCESS'
 
-        from workers.keystore import redis_client
+        from workers.job_state_store import redis_client
         from workers.liveness import WORKER_PREFIX
         from workers.outbox import COPIES
         redis = redis_client(broker)

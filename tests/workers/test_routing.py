@@ -123,19 +123,32 @@ def test_queue_names_must_differ(monkeypatch):
 
 
 def test_worker_defaults_are_the_documented_ones(monkeypatch):
-    """The worker layer takes its defaults from spacer.config's one table
-    (the README's), so changing a documented default changes the worker."""
+    """The worker layer takes its defaults from its one table
+    (workers.settings.WORKER_SETTING_TABLE, the README's), so changing a
+    documented default changes the worker."""
     from spacer import config
-    documented = {s.name: s for s in config.SETTINGS}
-    monkeypatch.setitem(documented, 'RETRY_MAX', config.Setting(
-        'RETRY_MAX', int, 7, documented['RETRY_MAX'].help))
-    monkeypatch.setattr(config, 'SETTINGS_BY_NAME', documented)
-    import importlib
-    import workers.settings as worker_settings
-    try:
-        reloaded = importlib.reload(worker_settings)
-        assert reloaded.load().retry_max == 7
-        assert load().dedup_ttl == config.SETTINGS_BY_NAME['DEDUP_TTL'].default
-    finally:
-        monkeypatch.undo()
-        importlib.reload(worker_settings)
+    from workers import settings as worker_settings
+    documented = dict(worker_settings.WORKER_SETTINGS_BY_NAME)
+    documented['RETRY_MAX'] = config.Setting(
+        'RETRY_MAX', int, 7, documented['RETRY_MAX'].help)
+    monkeypatch.setattr(worker_settings, 'WORKER_SETTINGS_BY_NAME', documented)
+    monkeypatch.delenv('SPACER_RETRY_MAX', raising=False)
+    assert load().retry_max == 7
+    assert load().dedup_ttl == documented['DEDUP_TTL'].default
+
+
+def test_every_task_of_the_table_is_a_celery_task_routed_to_its_queue(settings):
+    """Routing and the Celery tasks derive from the one task table: an entry
+    there is enough for a task to be registered and routed."""
+    from spacer.messages import task_message_class
+    from spacer.task_table import TASKS
+    from workers import celery_tasks
+
+    for name, spec in TASKS.items():
+        full = routing.PREFIX + name
+        assert full in celery_tasks.app.tasks
+        assert routing.queue_for(full, None, settings) == settings.queues[spec.queue_kind]
+        example = task_message_class(name).example()
+        assert routing.task_name_for(example) == full
+        assert routing.task_name_for(example.serialize()) == full
+    assert set(routing.TASK_NAMES) == {routing.PREFIX + n for n in TASKS} | {routing.PROCESS_JOB}

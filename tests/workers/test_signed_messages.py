@@ -22,7 +22,7 @@ from tests.conftest import free_port
 from tests.workers.certs import signing_identity
 from tests.workers.scenario import Scenario
 from tests.workers.services import ROOT, client_for, wait_until, worker_env, workers
-from workers.keystore import redis_client
+from workers.job_state_store import redis_client
 
 pytestmark = [pytest.mark.integration]
 
@@ -170,7 +170,7 @@ def test_a_worker_signs_its_own_retries(redis_server, identities, tmp_path):
 OUTBOX_CHECK = r'''
 import json
 from workers import client, outbox, signing
-from workers.keystore import redis_client
+from workers.job_state_store import redis_client
 app = client.default_client().app
 assert signing.signs(app)
 redis = redis_client(app.conf.broker_write_url)

@@ -14,7 +14,7 @@ import pytest
 
 from tests.workers.scenario import Scenario
 from tests.workers.services import ROOT, SPACER, client_for, worker_env, workers
-from workers.mainjob.dispatch import QueueDispatcher
+from spacer_survey.dispatch import QueueDispatcher
 
 pytestmark = [pytest.mark.integration]
 

@@ -18,7 +18,7 @@ from spacer.messages import ExtractFeaturesMsg
 from spacer.storage.url_guard import URLRefusedError
 from tests.workers.scenario import png_bytes
 from tests.workers.services import client_for, worker_env, workers
-from workers.policies.failures import Failure, classify
+from workers.failure_kinds import Failure, classify
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -8,8 +8,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from jobs.dispatch import enqueue
 from jobs.models import Job
-
-TASK_NAMES = ('extract_features', 'train_classifier', 'classify_features', 'classify_image')
+from spacer.task_table import TASK_NAMES
 
 
 @csrf_exempt  # an API for other services; add your own authentication

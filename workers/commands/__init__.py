@@ -1,1 +1,0 @@
-"""Subcommands of ``spacer``; each module has ``register(subparsers)``."""
