@@ -27,13 +27,8 @@ def run(args: argparse.Namespace) -> int:
         except existing_classifier.ClassifierMismatchError as err:
             return fail(str(err), EXIT_BAD_INPUT)
         outcome = run_job(JobSpec(
-            images_dir=args.images, annotations_csv=None,
-            points_csv=args.points, output_dir=args.output,
-            extractor=choice.extractor, extractor_note=choice.note,
-            classifier_file=args.classifier, skip_invalid=args.skip_invalid,
-            images_in_report=args.report_images,
-            accept_threshold=args.accept_threshold, keep_predictions=False,
-            show_progress=not args.quiet, storage=storage), inputs=inputs)
+            annotations_csv=None, classifier_file=args.classifier,
+            **job_options.job_spec_fields(args, choice, storage)), inputs=inputs)
         print_outcome(outcome)
         return EXIT_OK
     return guarded(action)

@@ -101,3 +101,13 @@ def choose_extractor(args: argparse.Namespace, say: Callable[[str], None]) -> An
     if getattr(args, 'extractor', None):
         return extractor_choice.from_json(args.extractor)
     return extractor_choice.default(say=say)
+
+
+def job_spec_fields(args: argparse.Namespace, choice: Any, storage: Any) -> dict[str, Any]:
+    """The JobSpec fields that `spacer run` and `spacer classify` both take
+    from their shared options (photos, points, output, extractor, storage)."""
+    return dict(images_dir=args.images, points_csv=args.points, output_dir=args.output,
+                extractor=choice.extractor, extractor_note=choice.note,
+                skip_invalid=args.skip_invalid, images_in_report=args.report_images,
+                accept_threshold=args.accept_threshold, keep_predictions=False,
+                show_progress=not args.quiet, storage=storage)

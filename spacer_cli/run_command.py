@@ -24,15 +24,10 @@ def run(args: argparse.Namespace) -> int:
         check_output_dir(args.output)
         choice = job_options.choose_extractor(args, say)
         outcome = run_job(JobSpec(
-            images_dir=args.images, annotations_csv=args.annotations,
-            points_csv=args.points, output_dir=args.output,
-            extractor=choice.extractor, extractor_note=choice.note,
-            clf_type=args.classifier, epochs=args.epochs, split=args.split,
-            ref_ratio=args.ref_ratio, val_ratio=args.val_ratio,
-            skip_invalid=args.skip_invalid,
-            images_in_report=args.report_images,
-            accept_threshold=args.accept_threshold, keep_predictions=False,
-            show_progress=not args.quiet, storage=storage), inputs=inputs)
+            annotations_csv=args.annotations, clf_type=args.classifier,
+            epochs=args.epochs, split=args.split, ref_ratio=args.ref_ratio,
+            val_ratio=args.val_ratio, **job_options.job_spec_fields(args, choice, storage)),
+            inputs=inputs)
         print_outcome(outcome)
         return EXIT_OK
     return guarded(action)
