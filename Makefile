@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test services
+.PHONY: venv demo test services fleet-test
 
 venv: $(STAMP)
 
@@ -33,3 +33,11 @@ services:
 
 test: venv services
 	$(PY) -m pytest -q
+
+# The fleet as containers on this machine, from nothing: a private Docker
+# engine, images built here, the compose stack, scaling, a worker killed
+# mid-task, Flower's API, a Prometheus scrape; everything removed at the end
+# (see deploy/fleet-test/run.sh). Needs root; `deploy/fleet-test/run.sh
+# --can-run` says whether this machine can.
+fleet-test: venv
+	deploy/fleet-test/run.sh
