@@ -37,6 +37,9 @@ import threading
 import time
 from typing import Any
 
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
+
 from spacer import config
 from workers import outbox
 
@@ -150,10 +153,37 @@ class Liveness:
                     continue
                 else:
                     why = "was held by a worker that stopped beating"
-                qos.restore_by_tag(tag, client=self.client)
+                if not self._restore_if_still_stale(qos, tag, oldest):
+                    continue  # restored by another worker, or delivered anew since
                 restored.append(task_id)
                 logger.warning("Task %s %s; its message is back in its queue.", task_id, why)
             return restored
+
+    def _restore_if_still_stale(self, qos: Any, tag: Any, oldest: float) -> bool:
+        """Put the message of ``tag`` back in its queue if it is still
+        unacknowledged since before ``oldest``; whether it was put back.
+
+        A restored message keeps its delivery tag: once another worker has
+        restored it and a third has received it, the tag is unacknowledged
+        again, under a new time. Restoring it then (from a list of tags read
+        earlier) would queue a second copy of a task that is running, so the
+        time is checked again, watched with the message, in the transaction
+        that restores it (kombu's ``restore_by_tag`` checks neither)."""
+        restored = False
+
+        def restore(pipe: Any) -> None:
+            nonlocal restored
+            since = pipe.zscore(qos.unacked_index_key, tag)
+            raw = pipe.hget(qos.unacked_key, tag)
+            pipe.multi()
+            restored = since is not None and since <= oldest and raw is not None
+            if restored:
+                payload, exchange, routing_key = loads(bytes_to_str(raw))
+                qos._remove_from_indices(tag, pipe)
+                qos.channel._do_restore_message(payload, exchange, routing_key, pipe)
+
+        self.client.transaction(restore, qos.unacked_key, qos.unacked_index_key)
+        return restored
 
     def _task_id(self, unacked_key: str, tag: Any) -> str | None:
         raw = self.client.hget(unacked_key, tag)

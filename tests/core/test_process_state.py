@@ -1,25 +1,12 @@
 """The one list of spacer's process-wide state: complete, bounded, clearable."""
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from spacer import process_state
-from tests.state_listing import module_level_caches
 from spacer.extractors import data_files
 
 SPACER = Path(process_state.__file__).parent
-
-
-def test_every_entry_names_a_real_attribute():
-    for state in process_state.STATE:
-        module = importlib.import_module(state.module)
-        assert hasattr(module, state.attribute), state
-
-
-def test_every_module_level_cache_is_listed():
-    listed = {(s.module, s.attribute) for s in process_state.STATE}
-    assert module_level_caches(SPACER) - listed == set()
 
 
 def test_no_unbounded_lru_cache():

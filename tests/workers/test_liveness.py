@@ -93,6 +93,26 @@ def test_its_own_message_goes_back_only_once_the_worker_no_longer_tracks_it(
     assert (queued(app), unacked(app)) == (1, 0)
 
 
+def test_a_message_delivered_anew_is_not_restored_from_an_earlier_look(
+        app, take_one, monkeypatch):
+    """Two reapers find the same dead worker's message. The first puts it
+    back and a third worker takes it (under the same delivery tag, a new
+    time); the second, acting on the tags it read before, must leave it, or
+    the running task would be queued twice (seen: two workers ran one task)."""
+    from workers.liveness import Liveness
+    task_id, tag = take_one()
+    first, second = Liveness(app, ME), Liveness(app, 'third@host')
+    assert first.reap() == [task_id]
+    assert (queued(app), unacked(app)) == (1, 0)
+    queue = app.spacer_settings.queues['classify']
+    with app.connection_for_write() as connection:
+        again = connection.default_channel.basic_get(queue, no_ack=False)
+        assert again.delivery_tag == tag
+        monkeypatch.setattr(second.client, 'zrangebyscore', lambda *_args, **_kw: [tag])
+        assert second.reap() == []
+        assert (queued(app), unacked(app)) == (0, 1)
+
+
 @pytest.mark.parametrize('requeue, expected', [(True, (1, 0)), (False, (0, 0))])
 def test_settling_on_a_fresh_channel_requeues_or_acknowledges(app, take_one, requeue,
                                                              expected):

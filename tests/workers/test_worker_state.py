@@ -2,24 +2,7 @@
 clearable."""
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
-
 from workers import job_state_store, worker_state
-from tests.state_listing import module_level_caches
-
-WORKERS = Path(worker_state.__file__).parent
-
-
-def test_every_entry_names_a_real_attribute():
-    for state in worker_state.STATE:
-        module = importlib.import_module(state.module)
-        assert hasattr(module, state.attribute), state
-
-
-def test_every_module_level_cache_is_listed():
-    listed = {(s.module, s.attribute) for s in worker_state.STATE}
-    assert module_level_caches(WORKERS) - listed == set()
 
 
 def test_redis_clients_are_kept_for_a_bounded_number_of_urls(monkeypatch):
