@@ -67,22 +67,6 @@ def _kinds(queues: list[str], settings: Any) -> set[str]:
     return kinds
 
 
-def require_confinement(unconfined: bool) -> None:
-    """Messages choose the paths a worker reads and writes: without
-    FILESYSTEM_ROOTS a worker starts only when the operator says
-    ``--unconfined``; refused in one line (see docs/security.md)."""
-    # Loaded when the command runs, not when the parser is built (see spacer_cli/__init__.py).
-    from spacer.storage.confinement import SETTING, check_roots_exist, configured_roots
-    roots = configured_roots()  # ConfigError (one line) for a relative root
-    if roots:
-        check_roots_exist(roots)
-    elif not unconfined:
-        raise SystemExit(
-            f"spacer worker: refusing to start unconfined: set SPACER_{SETTING} to the"
-            f" folders filesystem locations may use (separated by {os.pathsep!r}), or pass"
-            f" --unconfined to let messages read and write any path this user can.")
-
-
 def run(args: argparse.Namespace) -> int:
     if args.device:
         os.environ['SPACER_DEVICE'] = args.device
@@ -96,10 +80,12 @@ def run(args: argparse.Namespace) -> int:
     if settings.embedded:
         raise SystemExit("spacer worker: no broker configured; set SPACER_BROKER_URL "
                          "(e.g. redis://localhost:6379/0).")
-    require_confinement(getattr(args, 'unconfined', False))
-    # Messages choose URLs: a worker refuses private addresses unless told.
-    from spacer.storage.url_guard import protect_worker
-    protect_worker()
+    # Checked again on worker_init (workers.startup_guard), which also guards
+    # `celery -A workers.app worker`; here it fails before Celery's banner.
+    from workers import startup_guard
+    if getattr(args, 'unconfined', False):
+        startup_guard.allow_unconfined()
+    startup_guard.require_confinement(getattr(args, 'unconfined', False))
     requested = [q.strip() for q in args.queues.split(',') if q.strip()]
     kinds = _kinds(requested, settings)
     queue_names = [settings.queues[k] for k in QUEUE_KINDS if k in kinds]

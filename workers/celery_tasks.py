@@ -24,7 +24,7 @@ from spacer import messages
 from spacer import tasks as spacer_tasks
 from spacer.exceptions import MessageError, SpacerError
 from spacer.task_table import TASKS, TaskSpec
-from workers import control, failure_policy, liveness, metrics, process_setup
+from workers import control, failure_policy, liveness, metrics, process_setup, startup_guard
 from workers.app import app
 from workers.failure_kinds import Failure, classify
 from workers.routing import PREFIX, PROCESS_JOB
@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 failure_policy.install()
 liveness.install()
 process_setup.install()
+startup_guard.install()
 control.install()
 metrics.install()
 

@@ -91,6 +91,9 @@ WORKER_SETTING_TABLE: tuple[Setting, ...] = (
             'port of the per-worker Prometheus endpoint; 0 = off', minimum=0, maximum=65535),
     Setting('METRICS_ADDR', str, '127.0.0.1',
             'address the Prometheus endpoint binds (0.0.0.0: every interface)'),
+    Setting('UNCONFINED', bool, False,
+            'let a worker start without FILESYSTEM_ROOTS (`spacer worker --unconfined`):'
+            ' messages may then read and write any path its user can'),
 )
 WORKER_SETTINGS_BY_NAME = {setting.name: setting for setting in WORKER_SETTING_TABLE}
 # (name, type, default) of each, for readers that need no more.

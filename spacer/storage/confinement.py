@@ -12,6 +12,10 @@ Writes never go through a symlink at the destination: a link that resolves
 outside the roots is refused by the check, and one that resolves inside is
 replaced by the atomic rename (``write_atomically``), never written through.
 
+The storage then uses the path as it was checked, one folder at a time
+without following symlinks (``spacer.storage.no_follow``): a folder swapped
+for a symlink between the check and the use is refused, not followed.
+
 With no roots set nothing is refused (pyspacer's behaviour, for library
 use); ``spacer worker`` refuses to start that way unless told
 ``--unconfined``.
@@ -92,9 +96,18 @@ def confine(path: str | os.PathLike, action: str = 'read') -> str:
     is resolved as far as it exists, so a write that will create folders is
     checked too. ``action`` only words the error.
     """
+    resolve_confined(path, action)
+    return path
+
+
+def resolve_confined(path: str | os.PathLike, action: str = 'read') -> str | None:
+    """What ``confine`` checks: the resolved path (no symlink left on it)
+    when roots are set and it lies inside them, None when unconfined;
+    PathOutsideRootsError otherwise. ``spacer.storage.no_follow`` then uses
+    the resolved path without resolving it again."""
     folders = allowed_folders()
     if not folders:
-        return path
+        return None
     try:
         text = os.fsdecode(os.fspath(path))
         if '\0' in text:
@@ -105,7 +118,7 @@ def confine(path: str | os.PathLike, action: str = 'read') -> str:
             f"Filesystem path {shown_path(str(path))} cannot be checked against {SETTING}"
             f" ({type(e).__name__}); refused before any {action}.") from None
     if any(_inside(resolved, folder) for folder in folders):
-        return path
+        return resolved
     raise PathOutsideRootsError(
         f"Filesystem path {shown_path(text)} resolves outside the folders {SETTING} allows"
         f" (symlinks and '..' followed); refused before any {action}.")

@@ -3,8 +3,9 @@
 Only regular files are read: a FIFO would block the worker forever and a
 device such as /dev/zero never ends, so both are refused before any read.
 Every path is first held to FILESYSTEM_ROOTS when it is set
-(``spacer.storage.confinement``); ``confined=False`` is only for the
-worker's own folders (a cache folder it created itself).
+(``spacer.storage.confinement``), and then used as it was checked, never
+resolved again (``spacer.storage.no_follow``); ``confined=False`` is only
+for the worker's own folders (a cache folder it created itself).
 """
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from io import BytesIO
 from typing import NoReturn
 
 from spacer.exceptions import MessageError
+from spacer.storage import no_follow
 from spacer.storage.backend import Storage
-from spacer.storage.confinement import confine
+from spacer.storage.confinement import confine, resolve_confined
 from spacer.storage.shown_paths import shown_path
 
 # OS errors that say the path itself is malformed, not that the file is
@@ -79,17 +81,35 @@ def check_regular_file(path: str | os.PathLike, confined: bool = True) -> None:
     _require_regular(path, st)
 
 
+_READ_FLAGS = os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_CLOEXEC', 0)
+
+
+def _checked_folder(path: str, action: str) -> tuple[str, str] | None:
+    """(resolved folder, file name) of a path whose folder FILESYSTEM_ROOTS
+    allows, to use through ``no_follow``; None when unconfined (or where
+    ``no_follow`` is not available): use the path by name."""
+    if not no_follow.AVAILABLE:
+        return None
+    absolute = os.path.abspath(path)
+    folder = resolve_confined(os.path.dirname(absolute), action)
+    return None if folder is None else (folder, os.path.basename(absolute))
+
+
 def read_regular_file(path: str, confined: bool = True) -> bytes:
     """The whole content of the regular file at path.
 
     Checked before opening, and again on the opened descriptor (the path may
     have been swapped meanwhile); the open is non-blocking so even a FIFO that
-    slipped in between cannot hang the reader.
+    slipped in between cannot hang the reader. Under FILESYSTEM_ROOTS the
+    file opened is the one checked (``no_follow``).
     """
-    check_regular_file(path, confined)
-    flags = os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_CLOEXEC', 0)
+    resolved = resolve_confined(path, 'read') if confined else None
     try:
-        fd = os.open(path, flags)
+        if resolved is not None and no_follow.AVAILABLE:
+            fd = no_follow.open_file(resolved, path, _READ_FLAGS)
+        else:
+            check_regular_file(path, confined=False)
+            fd = os.open(path, _READ_FLAGS)
     except (OSError, ValueError) as e:
         _raise_path_error(path, e)
     try:
@@ -108,7 +128,11 @@ def write_atomically(path: str, data: bytes | memoryview, confined: bool = True)
     file; a symlink at path is replaced, never written through.
     """
     if confined:
-        confine(path, 'write')
+        confine(path, 'write')  # a symlink at path that leads outside is refused
+        checked = _checked_folder(path, 'write')
+        if checked is not None:
+            no_follow.replace_file(*checked, path, data)
+            return
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.part')
@@ -155,7 +179,7 @@ class FileSystemStorage(Storage):
         _check_store_target(key)
         data = stream.getbuffer()
         try:
-            write_atomically(key, data, confined=False)  # checked above
+            write_atomically(key, data, confined=self.confined)
         except (OSError, ValueError) as e:
             _raise_path_error(key, e)
 
@@ -164,8 +188,12 @@ class FileSystemStorage(Storage):
 
     def delete(self, key: str) -> None:
         self._confine(key, 'delete')
+        checked = _checked_folder(key, 'delete') if self.confined else None
         try:
-            os.remove(key)
+            if checked is not None:
+                no_follow.remove_file(*checked, key)
+            else:
+                os.remove(key)
         except (OSError, ValueError) as e:
             _raise_path_error(key, e)
 

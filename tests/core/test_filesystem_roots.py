@@ -9,7 +9,7 @@ import pytest
 from spacer import config
 from spacer.data_classes import DataLocation, ImageFeatures
 from spacer.exceptions import ConfigError, SpacerError
-from spacer.storage import FileSystemStorage
+from spacer.storage import FileSystemStorage, no_follow
 from spacer.storage.confinement import PathOutsideRootsError, confine, parse_roots
 from spacer.storage.filesystem import check_regular_file, read_regular_file, write_atomically
 
@@ -178,3 +178,93 @@ def test_a_task_checks_every_location_before_any_io(roots, monkeypatch):
     msg.image_loc = DataLocation('filesystem', str(outside / 'secret.txt'))
     with pytest.raises(PathOutsideRootsError, match='ExtractFeaturesMsg.image_loc'):
         spacer.tasks.extract_features(msg)
+
+
+# A local user who can write inside a root swaps a name on the path for a
+# symlink after the path was checked and before it is used: the use goes
+# through the checked (resolved) path without following any symlink, so it
+# is refused and nothing outside is read or touched.
+
+@pytest.fixture
+def swap_after_check(roots, monkeypatch):
+    """Arms a swap of inside/NAME for a symlink to outside/TARGET, done right
+    after the next check of a path (between check and use)."""
+    import spacer.storage.filesystem as filesystem
+    inside, outside = roots
+    check = filesystem.resolve_confined
+    armed = {}
+
+    def check_then_swap(path, action='read'):
+        resolved = check(path, action)
+        if armed:
+            name, target = armed.pop('name'), armed.pop('target')
+            if (inside / name).exists() or (inside / name).is_symlink():
+                (inside / name).rename(inside / f'{name}.moved')
+            (inside / name).symlink_to(outside / target)
+        return resolved
+    monkeypatch.setattr(filesystem, 'resolve_confined', check_then_swap)
+
+    def arm(name: str, target: str = '') -> None:
+        armed.update(name=name, target=target)
+    return arm
+
+
+@pytest.mark.skipif(not no_follow.AVAILABLE,
+                    reason='needs O_PATH and the *at calls (Linux)')
+class TestCheckThenUseRace:
+
+    def test_a_folder_swapped_before_a_read(self, roots, swap_after_check):
+        inside, outside = roots
+        (inside / 'sub').mkdir()
+        (inside / 'sub' / 'secret.txt').write_bytes(b'inside')
+        swap_after_check('sub')
+        with pytest.raises(PathOutsideRootsError, match='changed while in use.*FILESYSTEM_ROOTS'):
+            FileSystemStorage().load(str(inside / 'sub' / 'secret.txt'))
+
+    def test_the_file_swapped_before_a_read(self, roots, swap_after_check):
+        inside, _ = roots
+        (inside / 'data.bin').write_bytes(b'inside')
+        swap_after_check('data.bin', 'secret.txt')
+        with pytest.raises(PathOutsideRootsError, match='changed while in use'):
+            read_regular_file(str(inside / 'data.bin'))
+
+    def test_a_folder_swapped_before_a_write(self, roots, swap_after_check):
+        inside, outside = roots
+        (inside / 'sub').mkdir()
+        before = snapshot(outside)
+        swap_after_check('sub')
+        with pytest.raises(PathOutsideRootsError, match='changed while in use'):
+            FileSystemStorage().store(str(inside / 'sub' / 'secret.txt'), BytesIO(b'pwned'))
+        assert snapshot(outside) == before
+
+    def test_a_missing_folder_made_a_symlink_before_a_write(self, roots, swap_after_check):
+        inside, outside = roots
+        before = snapshot(outside)
+        swap_after_check('new')
+        with pytest.raises(PathOutsideRootsError, match='changed while in use'):
+            FileSystemStorage().store(str(inside / 'new' / 'deeper' / 'f.bin'), BytesIO(b'x'))
+        assert snapshot(outside) == before
+
+    def test_a_folder_swapped_before_a_delete(self, roots, swap_after_check):
+        inside, outside = roots
+        (inside / 'sub').mkdir()
+        (inside / 'sub' / 'secret.txt').write_bytes(b'inside')
+        before = snapshot(outside)
+        swap_after_check('sub')
+        with pytest.raises(PathOutsideRootsError, match='changed while in use'):
+            FileSystemStorage().delete(str(inside / 'sub' / 'secret.txt'))
+        assert snapshot(outside) == before
+
+    def test_without_a_swap_every_use_works_through_the_checked_path(self, roots):
+        inside, _ = roots
+        storage = FileSystemStorage()
+        storage.store(str(inside / 'a' / 'b' / 'f.bin'), BytesIO(b'data'))
+        assert storage.load(str(inside / 'a' / 'b' / 'f.bin')).read() == b'data'
+        assert sorted(p.name for p in (inside / 'a' / 'b').iterdir()) == ['f.bin']  # no temporary
+        storage.delete(str(inside / 'a' / 'b' / 'f.bin'))
+        with pytest.raises(FileNotFoundError, match='f.bin'):
+            storage.load(str(inside / 'a' / 'b' / 'f.bin'))
+        with pytest.raises(FileNotFoundError):
+            storage.delete(str(inside / 'a' / 'b' / 'f.bin'))
+        with pytest.raises(IsADirectoryError):
+            storage.load(str(inside / 'a'))

@@ -57,10 +57,24 @@ def test_the_engine_is_private_and_stopped_by_pid():
         assert path in text
 
 
-def test_the_main_job_step_detects_the_storage_option():
-    text = RUN.read_text()
-    assert "spacer run --help 2>/dev/null | grep -q -- '--storage'" in text
-    assert 'SKIPPED: this spacer run has no --storage option' in text
+def test_the_main_job_commands_parse_with_the_spacer_run_of_this_tree():
+    """The two `spacer run` lines of the main job's step (embedded, then on
+    the fleet with --storage) are accepted by this tree's parser."""
+    from spacer_cli.spacer_command import build_parser
+    text = RUN.read_text().replace('\\\n', ' ')
+    runs = re.findall(r'spacer run ("\$S/images".*?)(?: >|$)', text, re.M)
+    assert len(runs) == 2 and '--storage' in runs[1], runs
+    for line in runs:
+        argv = line.replace('"', '').replace('$S3_BUCKET', 'spacer').replace('$', '').split()
+        args = build_parser().parse_args(['run', *argv])
+        assert args.points and args.output
+    assert args.storage.startswith('s3://spacer/')
+
+
+def test_ci_runs_the_fleet_where_it_can():
+    text = (ROOT / '.ci' / 'run').read_text()
+    assert 'if deploy/fleet-test/run.sh --can-run; then' in text
+    assert text.index('make test') < text.index('make fleet-test')
 
 
 def test_scripts_use_console_scripts_not_module_paths():

@@ -99,10 +99,12 @@ class Worker:
         self.log = log_dir / f'{name}.log'
         with open(self.log, 'w') as out:
             self.proc = subprocess.Popen(
-                [str(SPACER), 'worker', '--queues', queues, '--hostname', self.name,
-                 '--loglevel', 'INFO', *extra],
-                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                self.command(queues, extra), env=env, cwd=ROOT, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def command(self, queues: str, extra: tuple[str, ...]) -> list[str]:
+        return [str(SPACER), 'worker', '--queues', queues, '--hostname', self.name,
+                '--loglevel', 'INFO', *extra]
 
     def log_text(self) -> str:
         return self.log.read_text() if self.log.exists() else ''
@@ -155,10 +157,20 @@ class Worker:
             self.kill()
 
 
+class CeleryWorker(Worker):
+    """A worker started with Celery's own command (``celery -A workers.app
+    worker``, as docs/operations.md allows); ``queues`` are queue names."""
+
+    def command(self, queues: str, extra: tuple[str, ...]) -> list[str]:
+        return [str(SPACER.parent / 'celery'), '-A', 'workers.app', 'worker', '--queues', queues,
+                '--hostname', self.name, '--loglevel', 'INFO', *extra]
+
+
 @contextmanager
-def workers(*specs: tuple[str, str, dict, Path]) -> Iterator[list[Worker]]:
+def workers(*specs: tuple[str, str, dict, Path],
+            kind: type[Worker] = Worker) -> Iterator[list[Worker]]:
     """Start workers (in parallel), wait until each is ready, stop them after."""
-    started = [Worker(*spec) for spec in specs]
+    started = [kind(*spec) for spec in specs]
     try:
         for worker in started:
             worker.wait_ready()

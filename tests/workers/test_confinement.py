@@ -25,7 +25,7 @@ import pytest
 from spacer.data_classes import DataLocation, ImageFeatures
 from spacer.messages import ClassifyFeaturesMsg, ExtractFeaturesMsg, JobMsg
 from tests.workers.scenario import Scenario, png_bytes, rowcols
-from tests.workers.services import ROOT, SPACER, client_for, worker_env, workers
+from tests.workers.services import ROOT, SPACER, CeleryWorker, client_for, worker_env, workers
 
 SECRET = 'TOPSECRET-456'
 TIMEOUT = 60
@@ -250,6 +250,26 @@ def test_worker_starts_unconfined_when_told(redis_server, tmp_path):
     env = worker_env(redis_server.url(4))
     del env['SPACER_FILESYSTEM_ROOTS']
     with workers(('unconfined', 'classify', env, tmp_path, '--unconfined')):
+        pass
+
+
+def test_celerys_own_worker_command_is_confined_the_same_way(redis_server, tmp_path):
+    """``celery -A workers.app worker`` refuses to start without roots, in
+    one line naming both ways out, and starts when the operator allows it."""
+    env = worker_env(redis_server.url(4))
+    del env['SPACER_FILESYSTEM_ROOTS']
+    done = subprocess.run([str(SPACER.parent / 'celery'), '-A', 'workers.app', 'worker',
+                           '-Q', 'classify', '-c', '1'], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    # Celery may warn first (e.g. about running as root); the refusal is one
+    # line of its own, with no traceback.
+    ours = [line for line in done.stderr.splitlines() if line.startswith('spacer worker:')]
+    assert len(ours) == 1 and 'Traceback' not in done.stderr, done.stderr
+    assert 'FILESYSTEM_ROOTS' in ours[0] and 'SPACER_UNCONFINED=true' in ours[0]
+    env['SPACER_UNCONFINED'] = 'true'
+    with workers(('celery-unconfined', 'classify', env, tmp_path, '-c', '1'),
+                 kind=CeleryWorker):
         pass
 
 

@@ -17,7 +17,7 @@ from spacer.extractors.dummy import DummyExtractor
 from spacer.messages import ExtractFeaturesMsg
 from spacer.storage.url_guard import URLRefusedError
 from tests.workers.scenario import png_bytes
-from tests.workers.services import client_for, worker_env, workers
+from tests.workers.services import CeleryWorker, Worker, client_for, worker_env, workers
 from workers.failure_kinds import Failure, classify
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -79,13 +79,14 @@ def test_a_refusal_is_bad_input_not_retried():
     assert classify(error) is Failure.INPUT
 
 
+@pytest.mark.parametrize('kind', [Worker, CeleryWorker], ids=['spacer-worker', 'celery-A'])
 def test_a_worker_refuses_a_loopback_url_by_default_and_connects_nowhere(
-        redis_server, tmp_path, listener):
+        redis_server, tmp_path, listener, kind):
     env = worker_env(redis_server.url())
     client = client_for(redis_server.url())
     image = tmp_path / 'local.png'
     image.write_bytes(listener.body)
-    with workers(('guarded', 'extract', env, tmp_path, '-c', '1')):
+    with workers(('guarded', 'extract', env, tmp_path, '-c', '1'), kind=kind):
         refused = client.wait_result(client.submit(
             'extract_features', message('refused', DataLocation('url', listener.url), tmp_path)),
             60)
