@@ -3,9 +3,9 @@
 # wheels, so that `docker build` installs with `pip install --no-index
 # --find-links /wheels` (no network in the build, no certificate of this
 # host in an image). Run it on the host before building:
-#   deploy/wheelhouse.sh                 # worker + producer packages
+#   deploy/wheelhouse.sh                 # worker, producer and Flower packages
 #   deploy/wheelhouse.sh --torch         # + torch==2.13.0 CPU (builds with TORCH_SOURCE=wheelhouse)
-#   deploy/wheelhouse.sh --torch --tools # + flower and moto's server (the local stand-in images)
+#   deploy/wheelhouse.sh --torch --tools # + moto's server (the local S3 stand-in image)
 # Pins: deploy/worker-requirements.txt (constraints). torch comes from
 # TORCH_INDEX_URL (default: PyTorch's CPU index); pip's own configuration
 # (find-links, a local mirror) is honoured.
@@ -72,7 +72,9 @@ fi
 pip_download -c "$constraints" -r "$deps" "setuptools>=77" wheel nvidia-ml-py==13.615.71 \
     'async-timeout>=4.0.3'
 
+# Flower, for the flower image (Dockerfile.cpu, target flower).
+pip_download -c "$constraints" "flower==$FLOWER_VERSION"
 if [ "$with_tools" = 1 ]; then
-    pip_download -c "$constraints" "flower==$FLOWER_VERSION" "moto[server]==$MOTO_VERSION"
+    pip_download -c "$constraints" "moto[server]==$MOTO_VERSION"
 fi
 echo "wheelhouse: $(find "$OUT" -name '*.whl' | wc -l) wheels, $(du -sh "$OUT" | cut -f1) in $OUT"

@@ -31,7 +31,7 @@ from typing import Any
 
 from spacer import config
 from spacer.extractors import warm as library_warm
-from workers import metrics
+from workers import metrics, redis_transport
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +152,7 @@ def worker_info() -> dict:
 
 
 def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    redis_transport.restore_in_this_process()
     queues = set()
     try:
         queues = set(sender.app.amqp.queues.consume_from or sender.app.amqp.queues)

@@ -1,5 +1,6 @@
 """
-kombu's Redis transport with one window closed.
+kombu's Redis transport with one window closed, and restores left to
+consumers of task queues.
 
 A Redis consumer takes a message off its queue (BRPOP) and then records it
 as unacknowledged (a second round trip). When Redis goes away between the
@@ -8,6 +9,13 @@ the unacknowledged hash, exists only in the consumer's memory: it is lost
 (``tests/workers/test_fault_suite.py`` lost one task in 500 this way while
 Redis restarted). Here such a message is put back at the head of its queue
 as soon as Redis answers again, from a thread of the consumer's process.
+
+kombu has every consuming process restore the messages of dead consumers
+(a SET of its mutex, then queue writes), Flower and ``spacer status``
+included, which consume only broadcasts (events, remote-control replies)
+and whose Redis users rightly lack those writes
+(``compose/redis-users.acl``). Here only a worker's main process restores
+(``restore_in_this_process``, on worker_init).
 
 ``workers.app`` uses this transport for ``redis://`` brokers; everything
 else is kombu's.
@@ -53,6 +61,15 @@ def _put_back(connection: Any, payload: dict, exchange: str, routing_key: str) -
             fresh.release()
 
 
+# Whether this process restores dead consumers' messages: a worker's main
+# process only (set once by workers.process_setup on worker_init).
+_restorer = {'here': False}
+
+
+def restore_in_this_process() -> None:
+    _restorer['here'] = True
+
+
 class QoS(kombu_redis.QoS):
     def append(self, message: Any, delivery_tag: Any) -> None:
         try:
@@ -64,6 +81,11 @@ class QoS(kombu_redis.QoS):
                 args=(self.channel.connection.client, message._raw, info['exchange'],
                       info['routing_key'])).start()
             raise
+
+    def restore_visible(self, *args: Any, **kwargs: Any) -> Any:
+        if not _restorer['here']:
+            return None  # not a worker: the workers restore
+        return super().restore_visible(*args, **kwargs)
 
 
 class Channel(kombu_redis.Channel):

@@ -287,13 +287,13 @@ grep -v "^WARNING: Location" "$WORK/wheelhouse.log" | sed 's/^/    /'
 figure "wheelhouse (pip download, beside the base image)" "$(cat "$WORK/wheelhouse.seconds") s"
 
 build_all() {
-    dc --profile images build --progress plain redis minio worker-cpu producer worker-gpu \
+    dc --profile images build --progress plain redis minio worker-cpu producer flower worker-gpu \
         > "$WORK/build-$1.log" 2>&1 || { tail -40 "$WORK/build-$1.log"; die "image build failed ($1)"; }
 }
 t=$(now)
-log "images: docker compose build (cold): redis, S3 + Flower stand-ins, worker-cpu, producer, worker-gpu (CPU torch standing in)"
+log "images: docker compose build (cold): redis, S3 stand-in, worker-cpu, producer, flower, worker-gpu (CPU torch standing in)"
 build_all cold
-figure "images built cold (compose build, all five)" "$(since "$t") s"
+figure "images built cold (compose build, all six)" "$(since "$t") s"
 figure "images cold in all (base + wheelhouse + builds)" "$(since "$t_cold") s"
 t=$(now)
 build_all warm

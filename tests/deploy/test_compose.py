@@ -135,7 +135,7 @@ def test_workers_reach_broker_backend_and_store_of_the_stack():
         assert environment['SPACER_BROKER_URL'] == f'redis://worker:{password}@redis:6379/0'
         assert environment['SPACER_RESULT_BACKEND'] == f'redis://worker:{password}@redis:6379/1'
         assert environment['SPACER_S3_ENDPOINT_URL'] == 'http://minio:9000'
-    assert services['flower']['environment']['CELERY_BROKER_URL'] == \
+    assert services['flower']['environment']['SPACER_BROKER_URL'] == \
         f"redis://flower:{env['REDIS_FLOWER_PASSWORD']}@redis:6379/0"
     bucket_init = services['bucket-init']['environment']
     for key in ('SPACER_AWS_ACCESS_KEY_ID', 'SPACER_AWS_SECRET_ACCESS_KEY'):
@@ -238,3 +238,27 @@ def test_bucket_init_script_is_valid_shell_and_reads_documented_variables():
 def test_durations_are_parsed_the_way_compose_writes_them():
     assert seconds('15m') == 900 and seconds('3h10m') == 11400 and seconds('90s') == 90
     assert timedelta(seconds=seconds('1h')).total_seconds() == 3600
+
+
+def test_the_signing_overlay_gives_workers_and_flower_keys_of_their_own():
+    """compose/signing.yml (docs/operations.md, Signed messages): valid
+    compose, only services of the stack, and each signer its own key, all
+    trusting one store (tests/workers/test_signed_messages.py runs Flower
+    and a worker signed this way)."""
+    import yaml
+    overlay = yaml.safe_load((COMPOSE_DIR / 'signing.yml').read_text())
+    jsonschema.validate(overlay, compose_schema())
+    services = overlay['services']
+    assert set(services) == {'worker-gpu', 'worker-cpu', 'flower'}
+    assert set(services) <= set(load_compose()['services'])
+    settings = known_settings()
+    keys = {}
+    for name, service in services.items():
+        environment = service['environment']
+        assert {f'SPACER_SIGNING_{k}' for k in ('KEY', 'CERT', 'CERT_STORE')} <= set(environment)
+        assert all(v[len('SPACER_'):] in settings for v in environment)
+        assert service['volumes'] == ['${SIGNING_DIR:?set SIGNING_DIR in compose/.env}'
+                                      ':/etc/spacer/signing:ro']
+        keys[name] = environment['SPACER_SIGNING_KEY']
+    assert keys['flower'] != keys['worker-cpu'] == keys['worker-gpu']
+    assert len({s['environment']['SPACER_SIGNING_CERT_STORE'] for s in services.values()}) == 1

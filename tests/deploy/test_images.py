@@ -245,7 +245,8 @@ def test_no_secret_is_baked_in(dockerfile):
     (ROOT / 'Dockerfile.cpu', ['train', 'classify']),
 ], ids=['gpu', 'cpu'])
 def test_default_command_is_a_worker_command_of_the_cli(dockerfile, queues):
-    (cmd,) = [args for word, args in instructions(dockerfile) if word == 'CMD']
+    # The default target (the worker) is the last stage: its CMD is the last.
+    cmd = [args for word, args in instructions(dockerfile) if word == 'CMD'][-1]
     argv = exec_form(cmd)
     parse_spacer_command(argv)
     assert queues_of(argv) == queues
@@ -260,7 +261,7 @@ def test_health_check_pings_this_worker_through_the_app(dockerfile):
     assert inner[:4] == ['celery', '--app', 'workers.app', 'inspect']
     assert 'ping' in inner and '--destination' in inner
     # The health check pings the node name the worker command gives itself.
-    (cmd,) = [args for word, args in instructions(dockerfile) if word == 'CMD']
+    cmd = [args for word, args in instructions(dockerfile) if word == 'CMD'][-1]
     worker = parse_spacer_command(exec_form(cmd))
     expected = worker.hostname.replace('%h', '$HOSTNAME')
     assert inner[inner.index('--destination') + 1] == expected

@@ -10,9 +10,12 @@ process must stay a plain JSON one for the other tests.
 """
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -21,7 +24,9 @@ import pytest
 from tests.conftest import free_port
 from tests.workers.certs import signing_identity
 from tests.workers.scenario import Scenario
-from tests.workers.services import ROOT, client_for, wait_until, worker_env, workers
+from tests.workers.test_redis_acl import acl_redis, as_role, denied_log  # noqa: F401 (a fixture)
+from tests.workers.test_redis_acl import url as acl_url
+from tests.workers.services import ROOT, SPACER, client_for, wait_until, worker_env, workers
 from workers.job_state_store import redis_client
 
 pytestmark = [pytest.mark.integration]
@@ -66,8 +71,9 @@ def identities(tmp_path_factory):
     folder = tmp_path_factory.mktemp('signing')
     store = folder / 'trusted'
     store.mkdir()
-    ids = {name: signing_identity(folder, name) for name in ('producer', 'worker', 'stranger')}
-    for name in ('producer', 'worker'):
+    ids = {name: signing_identity(folder, name)
+           for name in ('producer', 'worker', 'flower', 'stranger')}
+    for name in ('producer', 'worker', 'flower'):
         (store / f'{name}.pem').write_bytes(ids[name][1].read_bytes())
     from cryptography import x509
     producer_cert = x509.load_pem_x509_certificate(ids['producer'][1].read_bytes())
@@ -309,3 +315,93 @@ def test_a_plain_celery_app_signing_as_the_wire_document_says_is_served(
     assert outcome['imported'] == []
     assert REFUSED not in log
     scenario.check_features(0)
+
+
+class Flower:
+    """``celery -A workers.app flower`` (docs/operations.md, Signed
+    messages), on a free port of 127.0.0.1, with basic auth."""
+
+    def __init__(self, env: dict, log: Path):
+        self.port = free_port()
+        password = uuid.uuid4().hex
+        self.auth = 'Basic ' + base64.b64encode(f'admin:{password}'.encode()).decode()
+        with open(log, 'w') as out:
+            self.proc = subprocess.Popen(
+                [str(SPACER.parent / 'celery'), '-A', 'workers.app', 'flower',
+                 '--address=127.0.0.1', f'--port={self.port}',
+                 f'--basic-auth=admin:{password}'],
+                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        self.log = log
+        wait_until(self._answers, 60, f'Flower on port {self.port}')
+
+    def _answers(self) -> bool:
+        assert self.proc.poll() is None, self.log.read_text()[-3000:]
+        try:
+            return self.get('/healthcheck') == b'OK'
+        except OSError:
+            return False
+
+    def get(self, path: str, method: str = 'GET') -> bytes:
+        request = urllib.request.Request(f'http://127.0.0.1:{self.port}{path}', method=method,
+                                         data=b'' if method == 'POST' else None,
+                                         headers={'Authorization': self.auth})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.read()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def test_flower_with_a_key_of_its_own_sees_and_controls_signing_workers(
+        acl_redis, identities, tmp_path):
+    """A signing worker obeys only signed remote control. Flower run as the
+    compose overlay runs it (``celery -A workers.app flower``, compose's
+    Redis users, a key of its own whose certificate is in the workers'
+    store) lists the worker with its inspect answers and has a control
+    command obeyed, with no command denied to its Redis user; Flower without
+    a key gets no answer, and the worker drops its commands and serves on."""
+    port = acl_redis
+    as_role(port, 'admin').acl_log_reset()
+    worker_environment = worker_env(acl_url(port, 'worker', 0), acl_url(port, 'worker', 1),
+                                    SIGNING_KEY=identities['worker'][0],
+                                    SIGNING_CERT=identities['worker'][1],
+                                    SIGNING_CERT_STORE=identities['store'],
+                                    FILESYSTEM_ROOTS=tmp_path)
+    flower_signing = {f'SIGNING_{k}': v for k, v in zip(
+        ('KEY', 'CERT'), identities['flower'])} | {'SIGNING_CERT_STORE': identities['store']}
+    flower_urls = (acl_url(port, 'flower', 0), acl_url(port, 'flower', 1))
+    with workers(('flowered', 'extract', worker_environment, tmp_path)) as (worker,):
+        flower = Flower(worker_env(*flower_urls, **flower_signing), tmp_path / 'flower.log')
+        try:
+            listed = json.loads(flower.get('/api/workers?refresh=1'))
+            grown = flower.get(f'/api/worker/pool/grow/{worker.name}?n=1', method='POST')
+        finally:
+            flower.stop()
+        plain = Flower(worker_env(*flower_urls), tmp_path / 'flower-plain.log')
+        try:
+            unanswered = json.loads(plain.get('/api/workers?refresh=1'))
+            with pytest.raises(urllib.error.HTTPError):
+                plain.get(f'/api/worker/pool/grow/{worker.name}?n=1', method='POST')
+        finally:
+            plain.stop()
+        # The worker serves on: a signed producer's task still runs.
+        scenario = Scenario('filesystem', str(tmp_path), n_images=1)
+        scenario.put_images()
+        producer = worker_env(acl_url(port, 'producer', 0), acl_url(port, 'producer', 1),
+                              SIGNING_KEY=identities['producer'][0],
+                              SIGNING_CERT=identities['producer'][1],
+                              SIGNING_CERT_STORE=identities['store'])
+        done = produce(producer, 'extract_features', scenario.extract_msg(0).serialize(),
+                       tmp_path, wait=60)
+    # Each inspect answer is a signed reply to a signed broadcast.
+    assert 'spacer.extract_features' in listed.get(worker.name, {}).get('registered', []), listed
+    assert b'Growing' in grown, grown
+    assert not set(unanswered.get(worker.name, {})) & {'registered', 'active_queues', 'stats'}, \
+        unanswered
+    assert done['state'] == 'SUCCESS', done
+    assert denied_log(port) == [], [(e["username"], e["object"], str(e.get("client-info"))) for e in denied_log(port)]
