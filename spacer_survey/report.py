@@ -172,7 +172,12 @@ def _acceptance_section(acceptance) -> str:
             '(<code>coralnet_upload.csv</code> gives them that label); the rest '
             'are left for a person. The accuracy to expect is that on the '
             'validation points the same rule accepts.</p>'
-            + _table('acceptance-table', ['', ''], rows) + '</section>')
+            + _table('acceptance-table', ['Setting', 'Value'], rows)
+            + '<p class="note" id="acceptance-rounding">Confidences are '
+            'rounded to whole percent here, as CoralNet does, before they are '
+            'compared with the threshold; figures elsewhere at the same '
+            'threshold (such as the threshold curve) use the unrounded '
+            'confidences, so they can differ slightly.</p></section>')
 
 
 def _cover_section(content: ReportContent, colours) -> str:
@@ -244,7 +249,9 @@ def _predictions_section(content: ReportContent, colours) -> str:
         parts.append(_figure(
             f'prediction-image-{number}', png, f'predicted points on {name}',
             f'{name}: {len(mine)} points, each a dot in its predicted '
-            'label\'s colour (legend at the right).'))
+            'label\'s colour (legend at the right)'
+            + ('; hollow rings: top confidence below the accept threshold, '
+               'need review.' if threshold is not None else '.')))
     parts.append('</section>')
     return '\n'.join(parts)
 

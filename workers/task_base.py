@@ -107,6 +107,12 @@ class SpacerRequest(Request):
         running again; the stored result stays as it was."""
         if super().revoked():
             return True
+        if not self.delivery_info.get('redelivered'):
+            # A first delivery cannot have run before (a retry is a new
+            # message of state RETRY): no backend read on the hot path.
+            # Every way a message comes back (kombu's restores, the
+            # liveness reaper, a rejected message requeued) marks it.
+            return False
         state = self._stored_state()
         if state in (states.SUCCESS, states.FAILURE):
             logger.warning("Task %s[%s] already finished (%s); its redelivered message is"

@@ -64,9 +64,10 @@ def test_report_figures_and_numbers(tmp_path, valresults, photo):
                                    'threshold-curve', 'prediction-image-1'}
     assert all(img.format == 'PNG' and img.width > 200
                for img in report.figures.values())
-    # The drawn photo keeps its size (a legend beside it) and shows markers.
+    # The drawn photo is enlarged to the column width (a legend beside it)
+    # and shows markers.
     drawn = report.figures['prediction-image-1'].convert('RGB')
-    assert drawn.height == 300 and drawn.width > 400
+    assert drawn.height == 675 and drawn.width > 900
     assert len(np.unique(np.asarray(drawn).reshape(-1, 3), axis=0)) > 2
 
     assert report.texts['overall-accuracy'] == '70.0%'

@@ -11,8 +11,10 @@ inside both.
 """
 from __future__ import annotations
 
+import json
 import time
 
+import kombu
 import pytest
 
 from spacer.data_classes import DataLocation, ImageFeatures
@@ -263,13 +265,24 @@ def test_a_redelivered_message_of_a_finished_task_is_not_run_again(client, fleet
     client.wait(task_id, 30)
     features = tmp_path / 'again.featurevector'
     scenario.check_features(0)
-    # The restored message, byte for byte what the producer sent, with the
-    # output moved so that a second run would show.
+    # The restored message: what the producer sent (published to a queue no
+    # worker reads), marked redelivered as every restore marks it (kombu's
+    # _do_restore_message), with the output moved so that a second run
+    # would show.
     msg.feature_loc = DataLocation('filesystem', str(features))
     queue = client.settings.queues['extract']
+    holding = kombu.Queue('holding-' + task_id, kombu.Exchange('holding-' + task_id, 'direct'),
+                          routing_key='holding-' + task_id)
+    with client.app.connection_for_write() as connection:
+        holding(connection).declare()
     client.app.send_task('spacer.extract_features', args=[msg.serialize()], task_id=task_id,
-                         queue=queue, exchange=queue, routing_key=queue)
+                         queue=holding, exchange=holding.exchange.name,
+                         routing_key=holding.routing_key)
     broker = redis.Redis.from_url(client.app.conf.broker_url)
+    payload = json.loads(broker.rpop(holding.name))
+    payload['headers']['redelivered'] = True
+    payload['properties']['delivery_info']['redelivered'] = True
+    broker.lpush(queue, json.dumps(payload))
     wait_until(lambda: any('already finished' in w.log_text() and task_id in w.log_text()
                            for w in fleet.values()), 30, 'the redelivery to be acknowledged')
     wait_until(lambda: broker.llen(queue) == 0 and broker.hlen('unacked') == 0, 10,
