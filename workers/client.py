@@ -285,10 +285,15 @@ class Client:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             slice_s = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+            waiting = AsyncResult(task_id, app=self.app)
             try:
-                AsyncResult(task_id, app=self.app).get(
-                    timeout=slice_s, propagate=False, interval=0.005,
-                    disable_sync_subtasks=False)
+                waiting.get(timeout=slice_s, propagate=False, interval=0.005,
+                            disable_sync_subtasks=False)
+                # A success is answered from the meta the wait received (no
+                # second read); any other end is read back whole.
+                received = waiting._cache
+                if received and received.get('status') == states.SUCCESS:
+                    return task_result(task_id, received)
                 return self.result(task_id)
             except CeleryTimeout:
                 current = self.result(task_id)

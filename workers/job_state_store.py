@@ -16,9 +16,18 @@ from typing import Any, Callable
 
 from spacer import config
 
-# The one atomic step SET NX cannot do alone: delete a key only if it still
-# holds our value (another task may have claimed it since).
-_WATCH_RETRIES = 5
+# A claim whose key vanished between its SET NX and its GET tries again.
+_CLAIM_RETRIES = 5
+
+# The one atomic step SET NX cannot do alone: change or delete a key only if
+# it still holds a value (another task may have claimed it since). One round
+# trip; a WATCH transaction took four.
+_IF_HELD_SCRIPT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1])
+else redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
+return 1
+"""
 
 
 class RedisKeyStore:
@@ -26,10 +35,11 @@ class RedisKeyStore:
 
     def __init__(self, client: Any):
         self.client = client
+        self._if_held_script = client.register_script(_IF_HELD_SCRIPT)
 
     def claim(self, key: str, value: str, ttl: int) -> str | None:
         """Set ``key`` to ``value`` unless set; return the holder if not ours."""
-        for _ in range(_WATCH_RETRIES):
+        for _ in range(_CLAIM_RETRIES):
             # One round trip: try to set, and read whoever holds it.
             with self.client.pipeline(transaction=False) as pipe:
                 pipe.set(key, value, nx=True, ex=ttl)
@@ -53,32 +63,11 @@ class RedisKeyStore:
 
     def release(self, key: str, value: str) -> bool:
         """Delete ``key`` if it still holds ``value``."""
-        return self._if_held(key, value, lambda pipe: pipe.delete(key))
+        return bool(self._if_held_script(keys=[key], args=[value, '', 0]))
 
     def replace(self, key: str, old: str, new: str, ttl: int) -> bool:
         """Set ``key`` to ``new`` if it still holds ``old``."""
-        return self._if_held(key, old, lambda pipe: pipe.set(key, new, ex=ttl))
-
-    def _if_held(self, key: str, value: str, change: Any) -> bool:
-        """Apply ``change(pipeline)`` atomically if ``key`` holds ``value``."""
-        import redis
-
-        for _ in range(_WATCH_RETRIES):
-            with self.client.pipeline() as pipe:
-                try:
-                    pipe.watch(key)
-                    holder = pipe.get(key)
-                    holder = holder.decode() if isinstance(holder, bytes) else holder
-                    if holder != value:
-                        pipe.unwatch()
-                        return False
-                    pipe.multi()
-                    change(pipe)
-                    pipe.execute()
-                    return True
-                except redis.WatchError:
-                    continue
-        return False
+        return bool(self._if_held_script(keys=[key], args=[old, new, ttl]))
 
     def push(self, key: str, item: str, maxlen: int) -> None:
         with self.client.pipeline() as pipe:
