@@ -5,7 +5,8 @@ Prints
 - round-trip latency (median, p99) of one classify_features at a time:
   the task function called in this process; through the queue (submit,
   then wait) with one `spacer worker --queues classify` process; and
-  through the embedded in-process worker;
+  through the embedded in-process worker; beside Celery's built-in trivial
+  task through the same worker (the floor);
 - throughput of 1000 such tasks submitted at once, with 1 and 2 worker
   processes (prefork pool, -c 1 and -c 2).
 
@@ -96,6 +97,24 @@ def queue_latency(client, message, runs: int, tag: str) -> list[float]:
     return out
 
 
+def trivial_latency(client, runs: int) -> list[float]:
+    """The floor: Celery's built-in ``celery.accumulate`` (returns its
+    argument) through the same Redis and worker, sent without spacer's
+    producer (no job key, no outbox copy)."""
+    queue = client.settings.queues['classify']
+
+    def once() -> None:
+        client.app.send_task('celery.accumulate', args=[1], queue=queue, exchange=queue,
+                             routing_key=queue).get(timeout=60, disable_sync_subtasks=False)
+    once()
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        once()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
 def throughput(client, message, count: int, tag: str) -> float:
     client.wait(client.submit('classify_features', message(f'{tag}-warm')), 60)
     t0 = time.perf_counter()
@@ -141,6 +160,8 @@ def main() -> None:
                     time.sleep(1.0)
                     client = client_for(url)
                     if processes == 1:
+                        floor = trivial_latency(client, args.runs)
+                        print(f"  trivial task       {summary(floor)}   (Redis, 1 worker: the floor)")
                         lat = queue_latency(client, message, args.runs, 'q')
                         print(f"  Redis, 1 worker    {summary(lat)}")
                     rate = throughput(client, message, args.bulk, f'bulk{processes}')
