@@ -1,6 +1,6 @@
 """
-kombu's Redis transport with one window closed, and restores left to
-consumers of task queues.
+kombu's Redis transport with one window closed, and the restoring of dead
+consumers' messages left to workers.
 
 A Redis consumer takes a message off its queue (BRPOP) and then records it
 as unacknowledged (a second round trip). When Redis goes away between the
