@@ -127,12 +127,24 @@ def write_atomically(path: str, data: bytes | memoryview, confined: bool = True)
     An interrupted write leaves the old content (or nothing), never a torn
     file; a symlink at path is replaced, never written through.
     """
-    if confined:
-        confine(path, 'write')  # a symlink at path that leads outside is refused
-        checked = _checked_folder(path, 'write')
-        if checked is not None:
-            no_follow.replace_file(*checked, path, data)
-            return
+    _write_checked(path, data, _confined_write_target(path) if confined else None)
+
+
+def _confined_write_target(path: str) -> tuple[str, str] | None:
+    """Check a path to be written against FILESYSTEM_ROOTS: a symlink at
+    path that leads outside is refused, and so is a folder outside. What
+    ``_checked_folder`` gives, for ``_write_checked``."""
+    confine(path, 'write')
+    return _checked_folder(path, 'write')
+
+
+def _write_checked(path: str, data: bytes | memoryview,
+                   checked: tuple[str, str] | None) -> None:
+    """``write_atomically`` once path has been checked: through ``no_follow``
+    when a checked folder is given, else by name."""
+    if checked is not None:
+        no_follow.replace_file(*checked, path, data)
+        return
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.part')
@@ -175,11 +187,11 @@ class FileSystemStorage(Storage):
             confine(key, action)
 
     def store(self, key: str, stream: BytesIO) -> None:
-        self._confine(key, 'write')
+        checked = _confined_write_target(key) if self.confined else None
         _check_store_target(key)
         data = stream.getbuffer()
         try:
-            write_atomically(key, data, confined=self.confined)
+            _write_checked(key, data, checked)
         except (OSError, ValueError) as e:
             _raise_path_error(key, e)
 

@@ -56,7 +56,7 @@ def folder(resolved: str, path: str, action: str, create: bool = False) -> Itera
             if not name:
                 continue
             try:
-                step = os.open(name, _FOLDER_FLAGS, dir_fd=fd)
+                step = _open_step(name, fd, path, action)
             except FileNotFoundError:
                 if not create:
                     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT),
@@ -66,10 +66,6 @@ def folder(resolved: str, path: str, action: str, create: bool = False) -> Itera
                 except FileExistsError:  # made meanwhile: opened (and checked) below
                     pass
                 step = _open_step(name, fd, path, action)
-            except OSError as e:
-                if e.errno in _SWAPPED_ERRNOS:
-                    raise _swapped(path, action) from None
-                raise
             os.close(fd)
             fd = step
         yield fd
