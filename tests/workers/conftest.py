@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.workers.acl_users import run_acl_redis
 from tests.workers.services import RedisServer
 
 
@@ -13,3 +14,9 @@ def redis_server(tmp_path_factory):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope='module')
+def acl_redis(tmp_path_factory):
+    """redis-server with the compose stack's users (tests.workers.acl_users)."""
+    yield from run_acl_redis(tmp_path_factory.mktemp('redis-acl'))

@@ -11,7 +11,6 @@ run admin or destructive commands.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import threading
 import time
@@ -20,51 +19,11 @@ import pytest
 import redis
 from redis.exceptions import NoPermissionError, ResponseError
 
-from tests.conftest import free_port, wait_for_port
 from tests.workers.scenario import Scenario
-from tests.workers.services import ROOT, client_for, worker_env, workers
+from tests.workers.acl_users import ACL_TEMPLATE, PASSWORDS, START_SCRIPT, as_role, denied_log, url
+from tests.workers.services import client_for, worker_env, workers
 
 pytestmark = [pytest.mark.integration]
-
-ACL_TEMPLATE = ROOT / 'compose' / 'redis-users.acl'
-START_SCRIPT = ROOT / 'compose' / 'redis-start.sh'
-ROLES = ('admin', 'worker', 'producer', 'flower', 'keda')
-PASSWORDS = {role: f'{role}Pw{i}x7' for i, role in enumerate(ROLES)}
-
-
-@pytest.fixture(scope='module')
-def acl_redis(tmp_path_factory):
-    """redis-server with the compose stack's users, started by its script."""
-    folder = tmp_path_factory.mktemp('redis-acl')
-    port = free_port()
-    env = {'PATH': f"{shutil.which('redis-server').rsplit('/', 1)[0]}:/usr/bin:/bin",
-           'ACL_TEMPLATE': str(ACL_TEMPLATE), 'ACL_FILE': str(folder / 'users.acl'),
-           **{f'REDIS_{role.upper()}_PASSWORD': pw for role, pw in PASSWORDS.items()}}
-    log = open(folder / 'redis.log', 'w')
-    proc = subprocess.Popen(['sh', str(START_SCRIPT), '--port', str(port), '--bind', '127.0.0.1',
-                             '--save', '', '--dir', str(folder)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port)
-    except RuntimeError:
-        proc.kill()
-        raise AssertionError((folder / 'redis.log').read_text()[-2000:])
-    yield port
-    proc.terminate()
-    proc.wait(20)
-    log.close()
-
-
-def url(port: int, role: str, db: int) -> str:
-    return f'redis://{role}:{PASSWORDS[role]}@127.0.0.1:{port}/{db}'
-
-
-def as_role(port: int, role: str) -> redis.Redis:
-    return redis.Redis(host='127.0.0.1', port=port, username=role, password=PASSWORDS[role])
-
-
-def denied_log(port: int) -> list[dict]:
-    return as_role(port, 'admin').acl_log()
 
 
 def test_the_start_script_refuses_a_missing_password(tmp_path):

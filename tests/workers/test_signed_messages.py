@@ -24,8 +24,8 @@ import pytest
 from tests.conftest import free_port
 from tests.workers.certs import signing_identity
 from tests.workers.scenario import Scenario
-from tests.workers.test_redis_acl import acl_redis, as_role, denied_log  # noqa: F401 (a fixture)
-from tests.workers.test_redis_acl import url as acl_url
+from tests.workers.acl_users import as_role, denied_log
+from tests.workers.acl_users import url as acl_url
 from tests.workers.services import ROOT, SPACER, client_for, wait_until, worker_env, workers
 from workers.job_state_store import redis_client
 
