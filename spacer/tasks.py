@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import inspect
 import tempfile
 import time
@@ -151,6 +152,18 @@ def classify_image(msg: ClassifyImageMsg) -> ClassifyReturnMsg:
     scores = score_features(clf, features, rowcols=msg.rowcols)
     return ClassifyReturnMsg(runtime=time.time() - start, scores=scores,
                              classes=clf.classes_.tolist(), valid_rowcol=True)
+
+
+# What the tasks import on first use (scikit-learn and scipy, through the
+# scoring and label code), so that ``import spacer.tasks`` stays light.
+LAZY_IMPORTS = ('spacer.classify', 'spacer.task_utils')
+
+
+def import_lazy_modules() -> None:
+    """Import now what the tasks would import in their first call: a worker
+    does it at start, before its pool forks, so no task pays for it."""
+    for module in LAZY_IMPORTS:
+        importlib.import_module(module)
 
 
 # The function of each task of the task table: the one of the task's name.
