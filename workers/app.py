@@ -26,6 +26,7 @@ import ssl
 from celery import Celery
 
 from workers import celery_conf, routing, signing
+from workers.result_backend import BACKEND_FOR_SCHEME
 from workers.settings import WorkerSettings, load
 
 # Polling of the in-memory transport and result cache; Celery's 1 s
@@ -113,6 +114,7 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
     app.conf.update(celery_conf.django_overrides())
     # Likewise the result backend: Celery would prefer CELERY_RESULT_BACKEND.
     app.backend_cls = settings.broker_and_backend()[1]
+    app.loader.override_backends = {**app.loader.override_backends, **BACKEND_FOR_SCHEME}
     app.conf.include = ['workers.celery_tasks']
     app.spacer_settings = settings
     if signing.signs(app):
