@@ -191,6 +191,9 @@ class SpacerTask(Task):
     Strategy = 'workers.task_base:size_checked_strategy'
     # Failures are logged here, once, with the right level.
     throws = (RemoteError,)
+    # The "succeeded" log line shows the start of the result; Celery's 1024
+    # characters of a score list cost a third of a millisecond a task.
+    resultrepr_maxsize = 200
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if args:
@@ -220,22 +223,24 @@ class SpacerTask(Task):
                 error = RemoteError.from_exception(exc)
                 error.failure = Failure.INPUT
                 raise error
-        retrying = False
         try:
             return self.run(message, *args, **kwargs)
         except Retry:
-            retrying = True
             raise
         except Exception as exc:
             retries = self.request.retries or 0
             decision = failure_policy.decide(exc, retries, self.app.spacer_settings.retry_max)
             if decision.retry:
-                retrying = True
                 raise self._retry(exc, retries)
             raise self._failure(exc, decision.kind, retries) from exc
-        finally:
-            if not retrying:
-                failure_policy.task_ended(self.app, self.name, task_id, message)
+
+    def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any,
+                     einfo: Any) -> None:
+        """The task ended for good (success or failure; Celery skips this
+        for a retry or a requeue), and its state is stored: the caller has
+        its result, and only then is the bookkeeping done."""
+        message = args[0] if args else (kwargs or {}).get('message')
+        failure_policy.task_ended(self.app, self.name, task_id, message)
 
     def _retry(self, exc: Exception, retries: int) -> Retry:
         settings = self.app.spacer_settings
