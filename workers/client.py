@@ -168,6 +168,7 @@ class Client:
         self._ensure_worker()
         task_id = str(uuid.uuid4())
         key = dedup.job_key(name, body) if dedup_job else None
+        claimed_at = time.time()
         store = store_for(self.app)
         try:
             # Fail fast: Celery's own retries (publishing, subscribing to the
@@ -177,7 +178,7 @@ class Client:
             if key:
                 running = dedup.claim_for_producer(
                     store, key, task_id, self.settings.dedup_ttl, self._stored_state,
-                    message_gone=lambda holder: self._message_gone(queue, holder))
+                    now=claimed_at, message_gone=lambda holder: self._message_gone(queue, holder))
                 if running is not None:
                     return running
             else:
@@ -200,7 +201,7 @@ class Client:
                     pass
             if key:
                 try:
-                    dedup.release_unsent(store, key, task_id)
+                    dedup.release_unsent(store, key, task_id, claimed_at)
                 except BROKER_FAULTS:  # the mark is taken over after SEND_GRACE
                     pass
             if isinstance(e, EncodeError):
@@ -210,7 +211,7 @@ class Client:
             raise
         if key:
             try:
-                dedup.sent(store, key, task_id, self.settings.dedup_ttl)
+                dedup.sent(store, key, task_id, self.settings.dedup_ttl, claimed_at)
             except BROKER_FAULTS:  # queued all the same; the worker clears the mark
                 pass
         return task_id

@@ -107,7 +107,7 @@ def claim_for_producer(store: Any, key: str, task_id: str, ttl: int,
       tell.
 
     ``state_of(task_id)`` reads a task's stored state."""
-    mark = f'{SENDING}{task_id}:{now if now is not None else time.time():.3f}'
+    mark = sending_mark(task_id, now if now is not None else time.time())
     for _ in range(3):
         holder = store.claim(key, mark, ttl)
         if holder is None:
@@ -130,18 +130,21 @@ def claim_for_producer(store: Any, key: str, task_id: str, ttl: int,
     return _sending_id(store.holder(key) or '') or store.holder(key)
 
 
-def sent(store: Any, key: str, task_id: str, ttl: int) -> None:
-    """The task's message is queued: its key now names it plainly."""
-    holder = store.holder(key)
-    if holder is not None and _sending_id(holder) == task_id:
-        store.replace(key, holder, task_id, ttl)
+def sending_mark(task_id: str, claimed_at: float) -> str:
+    """What a producer's claim made at ``claimed_at`` (time.time()) puts in
+    the job key until the message is queued."""
+    return f'{SENDING}{task_id}:{claimed_at:.3f}'
 
 
-def release_unsent(store: Any, key: str, task_id: str) -> None:
+def sent(store: Any, key: str, task_id: str, ttl: int, claimed_at: float) -> None:
+    """The task's message is queued: its key now names it plainly (unless a
+    worker got there first, or the mark was taken over). One round trip."""
+    store.replace(key, sending_mark(task_id, claimed_at), task_id, ttl)
+
+
+def release_unsent(store: Any, key: str, task_id: str, claimed_at: float) -> None:
     """Drop the mark of a send that failed (if it is still ours)."""
-    holder = store.holder(key)
-    if holder is not None and _sending_id(holder) == task_id:
-        store.release(key, holder)
+    store.release(key, sending_mark(task_id, claimed_at))
 
 
 def _sending_id(holder: str) -> str | None:

@@ -86,10 +86,11 @@ def test_producer_takes_over_a_key_left_by_a_finished_task(store, state):
     dedup.claim(store, 'k', 'task-1', ttl=60)
     asked = []
     assert dedup.claim_for_producer(
-        store, 'k', 'task-2', 60, lambda task_id: asked.append(task_id) or state) is None
+        store, 'k', 'task-2', 60, lambda task_id: asked.append(task_id) or state,
+        now=1000.0) is None
     assert asked == ['task-1']
     assert dedup._sending_id(dedup.holder(store, 'k')) == 'task-2'
-    dedup.sent(store, 'k', 'task-2', 60)
+    dedup.sent(store, 'k', 'task-2', 60, 1000.0)
     assert dedup.holder(store, 'k') == 'task-2'
 
 
@@ -113,19 +114,19 @@ def test_a_send_that_never_completed_is_taken_over(store):
 
 def test_a_worker_owns_a_key_still_marked_as_being_sent_for_it(store):
     """The message may reach a worker before its producer clears the mark."""
-    assert dedup.claim_for_producer(store, 'k', 'task-1', 60, never) is None
+    assert dedup.claim_for_producer(store, 'k', 'task-1', 60, never, now=1000.0) is None
     assert dedup.claim(store, 'k', 'task-1', ttl=60) is None
     assert dedup.holder(store, 'k') == 'task-1'
-    dedup.sent(store, 'k', 'task-1', 60)  # late: changes nothing
+    dedup.sent(store, 'k', 'task-1', 60, 1000.0)  # late: changes nothing
     assert dedup.holder(store, 'k') == 'task-1'
     assert dedup.claim(store, 'k', 'task-9', ttl=60) == 'task-1'
 
 
 def test_a_failed_send_drops_only_its_own_mark(store):
-    assert dedup.claim_for_producer(store, 'k', 'task-1', 60, never) is None
-    dedup.release_unsent(store, 'k', 'task-2')
+    assert dedup.claim_for_producer(store, 'k', 'task-1', 60, never, now=1000.0) is None
+    dedup.release_unsent(store, 'k', 'task-2', 1000.0)
     assert dedup._sending_id(dedup.holder(store, 'k')) == 'task-1'
-    dedup.release_unsent(store, 'k', 'task-1')
+    dedup.release_unsent(store, 'k', 'task-1', 1000.0)
     assert dedup.holder(store, 'k') is None
 
 
