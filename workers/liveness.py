@@ -12,7 +12,9 @@ Here every worker on Redis:
 - keeps a heartbeat key, ``spacer:worker:<hostname>``, alive
   (``DEAD_WORKER_AFTER`` seconds of TTL, renewed four times as often);
 - records, for each message it receives, which worker holds it
-  (``spacer:holder:<task id>``, as long as the visibility timeout);
+  (``spacer:holder:<task id>``, as long as the visibility timeout), in the
+  transaction where kombu records the message as unacknowledged
+  (``workers.redis_transport``);
 - every ``DEAD_WORKER_AFTER / 2`` seconds, returns to its queue every
   unacknowledged message older than ``DEAD_WORKER_AFTER`` whose holder's
   heartbeat has expired, or that it holds itself but no longer tracks
@@ -41,12 +43,12 @@ from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
 from spacer import config
-from workers import outbox
+from workers import outbox, redis_transport
+from workers.redis_transport import HOLDER_PREFIX
 
 logger = logging.getLogger(__name__)
 
 WORKER_PREFIX = 'spacer:worker:'
-HOLDER_PREFIX = 'spacer:holder:'
 
 
 class Liveness:
@@ -126,6 +128,8 @@ class Liveness:
             raise
 
     def hold(self, task_id: str) -> None:
+        """Record this worker as the holder of a task's message (the
+        transport does it as it takes each message)."""
         self.client.set(HOLDER_PREFIX + task_id, self.hostname,
                         ex=self.settings.visibility_timeout)
 
@@ -244,18 +248,9 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     if not on_redis(app) or not hasattr(app, 'spacer_settings'):
         return
     liveness = Liveness(app, sender.hostname)
+    redis_transport.hold_messages_as(sender.hostname, app.spacer_settings.visibility_timeout)
     liveness.start()
     _current['worker'] = liveness
-
-
-def _on_task_received(request: Any = None, **_: Any) -> None:
-    liveness = _current.get('worker')
-    if liveness is None or request is None:
-        return
-    try:
-        liveness.hold(request.id)
-    except Exception:  # noqa: BLE001 - then the visibility timeout recovers it
-        logger.warning("Could not record the holder of task %s", request.id, exc_info=True)
 
 
 def _on_worker_shutdown(**_: Any) -> None:
@@ -265,8 +260,7 @@ def _on_worker_shutdown(**_: Any) -> None:
 
 
 def install() -> None:
-    from celery.signals import task_received, worker_ready, worker_shutdown
+    from celery.signals import worker_ready, worker_shutdown
     worker_ready.connect(_on_worker_ready, weak=False, dispatch_uid='spacer.liveness.ready')
-    task_received.connect(_on_task_received, weak=False, dispatch_uid='spacer.liveness.received')
     worker_shutdown.connect(_on_worker_shutdown, weak=False,
                             dispatch_uid='spacer.liveness.shutdown')

@@ -10,6 +10,12 @@ the unacknowledged hash, exists only in the consumer's memory: it is lost
 Redis restarted). Here such a message is put back at the head of its queue
 as soon as Redis answers again, from a thread of the consumer's process.
 
+A worker's main process also records, in the same transaction as the
+unacknowledged message, that it holds the message's task
+(``spacer:holder:<task id>``, read by ``workers.liveness`` to tell a dead
+worker's messages from a live one's): no round trip of its own, and no
+moment when a taken message has no holder.
+
 kombu has every consuming process restore the messages of dead consumers
 (a SET of its mutex, then queue writes), Flower and ``spacer status``
 included, which consume only broadcasts (events, remote-control replies)
@@ -28,6 +34,8 @@ import time
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
+from kombu.utils.json import dumps
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +78,20 @@ def restore_in_this_process() -> None:
     _restorer['here'] = True
 
 
+HOLDER_PREFIX = 'spacer:holder:'
+# Who holds the messages this process takes, and for how long (seconds):
+# set in a worker's main process by workers.liveness.
+_holder: dict[str, Any] = {'name': None, 'seconds': None}
+
+
+def hold_messages_as(name: str, seconds: int) -> None:
+    _holder.update(name=name, seconds=seconds)
+
+
 class QoS(kombu_redis.QoS):
     def append(self, message: Any, delivery_tag: Any) -> None:
         try:
-            super().append(message, delivery_tag)
+            self._record_unacked(message, delivery_tag)
         except self.channel.connection_errors:
             info = message.delivery_info
             threading.Thread(
@@ -81,6 +99,23 @@ class QoS(kombu_redis.QoS):
                 args=(self.channel.connection.client, message._raw, info['exchange'],
                       info['routing_key'])).start()
             raise
+
+    def _record_unacked(self, message: Any, delivery_tag: Any) -> None:
+        """kombu's record of an unacknowledged message (its index and hash,
+        as kombu writes them), with the holder of its task when this
+        process holds messages, in one transaction."""
+        task_id = (message.headers or {}).get('id')
+        if _holder['name'] is None or not task_id:
+            super().append(message, delivery_tag)
+            return
+        delivery = message.delivery_info
+        with self.pipe_or_acquire() as pipe:
+            pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()})
+            pipe.hset(self.unacked_key, delivery_tag,
+                      dumps([message._raw, delivery['exchange'], delivery['routing_key']]))
+            pipe.set(HOLDER_PREFIX + task_id, _holder['name'], ex=_holder['seconds'])
+            pipe.execute()
+        virtual.QoS.append(self, message, delivery_tag)
 
     def restore_visible(self, *args: Any, **kwargs: Any) -> Any:
         if not _restorer['here']:

@@ -30,6 +30,11 @@ STATE: tuple[ProcessState, ...] = (
     ProcessState('workers.embedded', '_workers',
                  'one embedded worker per Celery app that ran one (one in production)', None),
     ProcessState('workers.liveness', '_current', "one entry: this worker's heartbeat", None),
+    ProcessState('workers.redis_transport', '_holder',
+                 "two entries: the name and seconds under which a worker's main process"
+                 " holds the messages it takes", None),
+    ProcessState('workers.redis_transport', '_restorer',
+                 "one flag: this process restores dead consumers' messages", None),
     ProcessState('workers.metrics', '_state', 'one set of metric series per process', None),
     ProcessState('workers.metrics', '_installed', 'one flag: the metric hooks are on', None),
     ProcessState('workers.process_setup', '_worker',

@@ -121,3 +121,24 @@ def test_settling_on_a_fresh_channel_requeues_or_acknowledges(app, take_one, req
     assert (queued(app), unacked(app)) == (0, 1)
     settle_on_fresh_channel(app, tag, requeue)
     assert (queued(app), unacked(app)) == expected
+
+
+def test_a_worker_records_the_holder_with_the_unacknowledged_message(app, take_one,
+                                                                       monkeypatch):
+    """The transport writes the holder in kombu's transaction: a message
+    taken by a worker is never unacknowledged without one."""
+    from workers import redis_transport
+    monkeypatch.setattr(redis_transport, '_holder', {'name': ME, 'seconds': 600})
+    task_id, tag = take_one()
+    client = redis.Redis.from_url(app.conf.broker_url)
+    assert client.get(f'spacer:holder:{task_id}') == ME.encode()
+    assert 590 < client.ttl(f'spacer:holder:{task_id}') <= 600
+    assert client.hexists('unacked', tag)
+    assert client.zscore('unacked_index', tag) is not None
+
+
+def test_a_process_that_holds_nothing_records_no_holder(app, take_one):
+    task_id, tag = take_one()
+    client = redis.Redis.from_url(app.conf.broker_url)
+    assert client.get(f'spacer:holder:{task_id}') is None
+    assert client.hexists('unacked', tag)
