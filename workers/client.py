@@ -52,7 +52,7 @@ from spacer.exceptions import MessageError
 from workers import dedup, outbox, remote_errors, routing  # noqa: F401
 from workers.embedded import ensure_worker
 from workers.errors import BrokerUnavailableError, RemoteError, remote_error
-from workers.job_state_store import redis_client, store_for
+from workers.job_state_store import store_for
 from workers.queues import present_task_ids
 from workers.task_states import PROGRESS
 
@@ -183,7 +183,7 @@ class Client:
                     return running
             else:
                 store.ping()
-            broker_redis = self._broker_redis()
+            broker_redis = outbox.broker_client(self.app)
             if broker_redis is not None:
                 outbox.keep(broker_redis, task_id, name, queue, body, soft, hard, self.app)
         except BROKER_FAULTS as e:
@@ -191,7 +191,7 @@ class Client:
         try:
             options = {} if priority is None else {'priority': priority}
             self.app.send_task(name, args=[body], task_id=task_id, queue=queue,
-                               exchange=queue, routing_key=queue,
+                               exchange='', routing_key=queue,  # straight to the queue
                                soft_time_limit=soft, time_limit=hard, **options)
         except BaseException as e:
             if broker_redis is not None:
@@ -216,12 +216,6 @@ class Client:
                 pass
         return task_id
 
-    def _broker_redis(self) -> Any:
-        """The broker's Redis (queues, copies of sent messages): None for
-        other brokers."""
-        broker = self.app.conf.broker_write_url or ''
-        return redis_client(broker) if broker.startswith(('redis://', 'rediss://')) else None
-
     def _stored_state(self, task_id: str) -> str:
         return AsyncResult(task_id, app=self.app).state
 
@@ -229,7 +223,7 @@ class Client:
         """Whether a task that never started has no message left (purged):
         neither waiting in ``queue`` nor held by a worker. Only a Redis
         broker can tell; elsewhere the task counts as queued."""
-        client = self._broker_redis()
+        client = outbox.broker_client(self.app)
         if client is None:
             return False
         for attempt in range(2):

@@ -277,7 +277,7 @@ class CeleryQueue:
         producer keeps a copy in the outbox until the task ends, so PENDING
         without a copy is a result that expired (or a Redis that lost it).
         Only a Redis broker can tell; elsewhere every task counts as queued."""
-        broker = self.client._broker_redis()
+        broker = outbox.broker_client(self.client.app)
         if broker is None or not task_ids:
             return set()
 

@@ -76,12 +76,13 @@ def _key_part(text: str) -> str:
     return hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()
 
 
-def claim(store: Any, key: str, task_id: str, ttl: int) -> str | None:
+def claim(store: Any, key: str, task_id: str, ttl: int, along: Any = None) -> str | None:
     """Hold ``key`` for ``task_id`` (a worker starting it); the id of the
     task holding it otherwise. A key its producer marked as being sent for
     this very task is ours (the message can arrive before the mark is
-    cleared)."""
-    holder = store.claim(key, task_id, ttl)
+    cleared). ``along``: commands for the claim's round trip (a Redis
+    store's ``claim``)."""
+    holder = store.claim(key, task_id, ttl, along) if along else store.claim(key, task_id, ttl)
     if holder is not None and _sending_id(holder) == task_id:
         if store.replace(key, holder, task_id, ttl):
             return None

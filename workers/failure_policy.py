@@ -73,13 +73,28 @@ def task_ended(app: Any, task_name: str, task_id: str | None, message: Any) -> N
     """Bookkeeping once a task ends with no retry coming: drop its outbox copy
     and release its job key. A fault here must not turn a finished task into
     a failed one; a key left behind is harmless (the producer takes over a
-    key whose holder has finished, and it expires with ``DEDUP_TTL``)."""
+    key whose holder has finished, and it expires with ``DEDUP_TTL``).
+    When the copies and the keys share a Redis, one round trip does both."""
+    key = dedup.job_key(task_name, message) if task_id else None
+    store = store_for(app) if key else None
+    broker = outbox.broker_client(app) if key else None
+    if broker is not None and getattr(store, 'client', None) is broker:
+        try:
+            with broker.pipeline(transaction=False) as pipe:
+                outbox.queue_drop(pipe, [task_id])
+                store.queue_release(pipe, key, task_id)
+                pipe.execute()
+        except Exception:  # noqa: BLE001 - bookkeeping after the work is done
+            logger.warning("Could not drop the outbox copy and release job key %s of task"
+                           " %s; an audit drops the copy, and the producer takes the key"
+                           " over once it sees the task finished.", key, task_id,
+                           exc_info=True)
+        return
     outbox.ended(app, task_id)
-    key = dedup.job_key(task_name, message)
-    if not (key and task_id):
+    if not key:
         return
     try:
-        dedup.release(store_for(app), key, task_id)
+        dedup.release(store, key, task_id)
     except Exception:  # noqa: BLE001 - bookkeeping after the work is done
         logger.warning("Could not release job key %s of task %s; the producer takes it"
                        " over once it sees the task finished.", key, task_id, exc_info=True)

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from typing import Any, Callable
 
 from spacer import config
+from workers.redis_scripts import queue_script
 
 # A claim whose key vanished between its SET NX and its GET tries again.
 _CLAIM_RETRIES = 5
@@ -37,14 +38,19 @@ class RedisKeyStore:
         self.client = client
         self._if_held_script = client.register_script(_IF_HELD_SCRIPT)
 
-    def claim(self, key: str, value: str, ttl: int) -> str | None:
-        """Set ``key`` to ``value`` unless set; return the holder if not ours."""
-        for _ in range(_CLAIM_RETRIES):
+    def claim(self, key: str, value: str, ttl: int,
+              along: Callable[[Any], None] | None = None) -> str | None:
+        """Set ``key`` to ``value`` unless set; return the holder if not ours.
+        ``along(pipe)`` adds commands of the caller's own to the first
+        round trip (before the claim; their replies are dropped)."""
+        for attempt in range(_CLAIM_RETRIES):
             # One round trip: try to set, and read whoever holds it.
             with self.client.pipeline(transaction=False) as pipe:
+                if along is not None and attempt == 0:
+                    along(pipe)
                 pipe.set(key, value, nx=True, ex=ttl)
                 pipe.get(key)
-                was_set, holder = pipe.execute()
+                *_, was_set, holder = pipe.execute()
             if was_set:
                 return None
             if holder is None:
@@ -64,6 +70,10 @@ class RedisKeyStore:
     def release(self, key: str, value: str) -> bool:
         """Delete ``key`` if it still holds ``value``."""
         return bool(self._if_held_script(keys=[key], args=[value, '', 0]))
+
+    def queue_release(self, pipe: Any, key: str, value: str) -> None:
+        """``release``, added to a pipeline of this store's client."""
+        queue_script(pipe, self._if_held_script, [key], [value, '', 0])
 
     def replace(self, key: str, old: str, new: str, ttl: int) -> bool:
         """Set ``key`` to ``new`` if it still holds ``old``."""

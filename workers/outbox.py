@@ -69,19 +69,31 @@ def drop(client: Any, task_ids: Iterable[str]) -> None:
     if not ids:
         return
     with client.pipeline(transaction=False) as pipe:
-        pipe.hdel(COPIES, *ids)
-        pipe.zrem(SENT, *ids)
+        queue_drop(pipe, ids)
         pipe.execute()
+
+
+def queue_drop(pipe: Any, task_ids: list[str]) -> None:
+    """``drop``'s commands, added to a pipeline that also does other work."""
+    pipe.hdel(COPIES, *task_ids)
+    pipe.zrem(SENT, *task_ids)
+
+
+def broker_client(app: Any) -> Any:
+    """The Redis client of the app's broker, which keeps the copies; None
+    for other brokers (they keep none)."""
+    broker = app.conf.broker_write_url or ''
+    return redis_client(broker) if broker.startswith(('redis://', 'rediss://')) else None
 
 
 def ended(app: Any, task_id: str | None) -> None:
     """A worker's task has ended: drop its copy. A fault here is harmless
     (the next audit drops copies of tasks that ended)."""
-    broker = app.conf.broker_write_url or ''
-    if not task_id or not broker.startswith(('redis://', 'rediss://')):
+    client = broker_client(app)
+    if not task_id or client is None:
         return
     try:
-        drop(redis_client(broker), [task_id])
+        drop(client, [task_id])
     except Exception:  # noqa: BLE001 - bookkeeping after the work is done
         logger.warning("Could not drop the outbox copy of task %s.", task_id, exc_info=True)
 
@@ -135,7 +147,7 @@ def audit(app: Any, client: Any, sent_before: float) -> list[str]:
             continue
         task_name, queue, message, soft, hard = copy
         app.send_task(task_name, args=[message], task_id=task_id, queue=queue,
-                      exchange=queue, routing_key=queue,
+                      exchange='', routing_key=queue,  # straight to the queue
                       soft_time_limit=soft, time_limit=hard)
         client.zadd(SENT, {task_id: time.time()})
         resent.append(task_id)

@@ -8,6 +8,9 @@ atomic with the write. Here one Lua script does the check and the write
 together. The stored value, its expiry and the message published to
 waiting clients are Celery's own, so every Celery client reads them as
 usual. Results that are not JSON take Celery's own path.
+
+JSON results are encoded and decoded with orjson where that is exact
+(``workers.fast_json``), and with kombu's JSON otherwise.
 """
 from __future__ import annotations
 
@@ -17,6 +20,9 @@ from celery import states
 from celery.backends.redis import RedisBackend
 from celery.exceptions import BackendStoreError
 from kombu.utils.encoding import bytes_to_str
+
+from workers import fast_json
+from workers.redis_scripts import queue_script
 
 # KEYS[1]: the task's result key. ARGV: the encoded meta, its expiry in
 # seconds (0: none). Returns 0 when a success is stored already.
@@ -48,24 +54,63 @@ class RedisResultBackend(RedisBackend):
         if self.serializer != 'json':
             return super()._store_result(task_id, result, state, traceback=traceback,
                                          request=request, **kwargs)
+        key, value, seconds = self._state_write(task_id, result, state, traceback, request)
+        self.ensure(self._store_now, (key, value, seconds))
+        return result
+
+    def _store_now(self, key: Any, value: Any, seconds: int) -> None:
+        self._store_script(keys=[key], args=[value, seconds], client=self.client)
+
+    def queue_store_result(self, pipe: Any, task_id: str, result: Any, state: str,
+                           request: Any = None) -> bool:
+        """Add ``store_result``'s write to a pipeline of a client of this
+        backend's Redis (another round trip saved); False when this backend
+        cannot (results not in JSON), and the caller stores it as usual."""
+        if self.serializer != 'json':
+            return False
+        key, value, seconds = self._state_write(
+            task_id, self.encode_result(result, state), state, None, request)
+        queue_script(pipe, self._store_script, [key], [value, seconds])
+        return True
+
+    def _state_write(self, task_id: str, result: Any, state: str, traceback: Any,
+                     request: Any) -> tuple[Any, Any, int]:
+        """The key, encoded meta and expiry (seconds, 0: none) of one write."""
         meta = self._get_result_meta(result=result, state=state, traceback=traceback,
                                      request=request)
         meta['task_id'] = bytes_to_str(task_id)
         value = self.encode(meta)
-        if isinstance(value, str) and len(value) > self._MAX_STR_VALUE_SIZE:
+        if len(value) > self._MAX_STR_VALUE_SIZE:
             raise BackendStoreError('value too large for Redis backend', state=state,
                                     task_id=task_id)
         expires = self.failure_expires if state == states.FAILURE else self.expires
-        self.ensure(self._store_unless_succeeded,
-                    (self.get_key_for_task(task_id), value, expires))
-        return result
-
-    def _store_unless_succeeded(self, key: bytes | str, value: str | bytes,
-                                expires: Any) -> None:
         seconds = int(expires.total_seconds() if hasattr(expires, 'total_seconds')
                       else expires or 0)
-        self._store_script(keys=[key], args=[value, seconds], client=self.client)
+        return self.get_key_for_task(task_id), value, seconds
 
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        """Celery subscribes to a task's result as it sends the task, and
+        unsubscribes once the returned AsyncResult is collected: two pub/sub
+        commands per task that a producer which submits now and waits later
+        (or never) does not use. Waiting subscribes by itself, then reads the
+        stored state, so a result stored before the wait is not missed."""
+
+    def _encode(self, data: Any) -> tuple[str, str, Any]:
+        if self.serializer == 'json':
+            try:
+                return 'application/json', 'utf-8', fast_json.dumps(data)
+            except fast_json.NotPlainJSON:
+                pass
+        return super()._encode(data)
+
+    def decode(self, payload: Any) -> Any:
+        # A compressed payload is not JSON, and goes to Celery's path too.
+        if self.serializer == 'json' and payload:
+            try:
+                return fast_json.loads(payload)
+            except fast_json.NotPlainJSON:
+                pass
+        return super().decode(payload)
 
 # The schemes spacer's app resolves to this backend (Celery's loader lets an
 # app map a URL scheme to its own class).

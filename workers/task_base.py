@@ -21,6 +21,7 @@ message of a finished task is acknowledged unrun (``SpacerRequest``).
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from typing import Any
 
@@ -37,7 +38,8 @@ from workers import dedup, failure_policy, metrics
 from workers import remote_errors, signing  # noqa: F401
 from workers.errors import DuplicateJobError, RemoteError, remote_error
 from workers.failure_kinds import Failure
-from workers.job_state_store import store_for
+from workers.job_state_store import RedisKeyStore, store_for
+from workers.result_backend import RedisResultBackend
 from workers.liveness import on_redis, settle_on_fresh_channel
 
 logger = logging.getLogger(__name__)
@@ -191,6 +193,9 @@ class SpacerTask(Task):
     Strategy = 'workers.task_base:size_checked_strategy'
     # Failures are logged here, once, with the right level.
     throws = (RemoteError,)
+    # STARTED is stored by ``_start``, not by Celery's tracer: with the
+    # job-key claim, in one round trip.
+    track_started = False
     # The "succeeded" log line shows the start of the result; Celery's 1024
     # characters of a score list cost a third of a millisecond a task.
     resultrepr_maxsize = 200
@@ -207,22 +212,21 @@ class SpacerTask(Task):
         task_id = self.request.id
         store = store_for(self.app) if task_id else None
         key = dedup.job_key(self.name, message) if store else None
-        if key:
-            try:
-                running = dedup.claim(store, key, task_id, self.app.spacer_settings.dedup_ttl)
-            except Exception as exc:
-                # Redis down before the body ran: nothing happened yet, so a
-                # transient fault is retried like one in the body.
-                retries = self.request.retries or 0
-                if failure_policy.decide(exc, retries, self.app.spacer_settings.retry_max).retry:
-                    raise self._retry(exc, retries) from None
-                raise
-            if running is not None:
-                exc = DuplicateJobError(key, running)
-                logger.warning("%s", exc)
-                error = RemoteError.from_exception(exc)
-                error.failure = Failure.INPUT
-                raise error
+        try:
+            running = self._start(store, key)
+        except Exception as exc:
+            # Redis down before the body ran: nothing happened yet, so a
+            # transient fault is retried like one in the body.
+            retries = self.request.retries or 0
+            if failure_policy.decide(exc, retries, self.app.spacer_settings.retry_max).retry:
+                raise self._retry(exc, retries) from None
+            raise
+        if running is not None:
+            exc = DuplicateJobError(key, running)
+            logger.warning("%s", exc)
+            error = RemoteError.from_exception(exc)
+            error.failure = Failure.INPUT
+            raise error
         try:
             return self.run(message, *args, **kwargs)
         except Retry:
@@ -233,6 +237,33 @@ class SpacerTask(Task):
             if decision.retry:
                 raise self._retry(exc, retries)
             raise self._failure(exc, decision.kind, retries) from exc
+
+    def _start(self, store: Any, key: str | None) -> str | None:
+        """Store the STARTED state (``task_track_started``) and claim the
+        job key: one round trip when the key store is on the result
+        backend's Redis. The id of the task holding the key, if not this one."""
+        request = self.request
+        ttl = self.app.spacer_settings.dedup_ttl
+        started = None
+        if (self.app.conf.task_track_started and not request.is_eager
+                and not request.called_directly
+                and not (self.ignore_result or request.ignore_result)):
+            started = {'pid': os.getpid(), 'hostname': request.hostname}
+        if key and started and isinstance(store, RedisKeyStore) \
+                and isinstance(self.backend, RedisResultBackend):
+            queued = []
+
+            def store_started(pipe: Any) -> None:
+                queued.append(self.backend.queue_store_result(
+                    pipe, request.id, started, states.STARTED, request=request))
+            running = dedup.claim(store, key, request.id, ttl, along=store_started)
+            if queued != [True]:  # results not in JSON: stored the usual way
+                self.backend.store_result(request.id, started, states.STARTED,
+                                          request=request)
+            return running
+        if started:
+            self.backend.store_result(request.id, started, states.STARTED, request=request)
+        return dedup.claim(store, key, request.id, ttl) if key else None
 
     def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any,
                      einfo: Any) -> None:

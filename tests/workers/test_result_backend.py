@@ -6,14 +6,19 @@ clients, and a stored success never overwritten by a later write.
 """
 from __future__ import annotations
 
+import datetime
 import json
+import math
 import uuid
 
 import pytest
 import redis
-from celery import states
+from celery import Celery, states
+from celery.backends.redis import RedisBackend
 
 from tests.workers.services import client_for
+from workers import dedup
+from workers.job_state_store import RedisKeyStore
 from workers.result_backend import RedisResultBackend
 
 pytestmark = [pytest.mark.integration]
@@ -86,4 +91,66 @@ def test_states_before_a_success_are_replaced(backend, raw):
     backend.mark_as_failure(task_id, ValueError('bad input'))
     assert _stored(raw, backend, task_id)['status'] == states.FAILURE
     backend.mark_as_done(task_id, {'ok': True})  # a retry that succeeded
+    assert _stored(raw, backend, task_id)['status'] == states.SUCCESS
+
+
+RESULTS = [
+    {'scores': [[10, 20, [0.25, 0.0003412345678901234]]], 'classes': [1, 2], 'runtime': 0.5},
+    {'ref_acc': float('nan')},                      # kombu writes NaN
+    {'at': datetime.datetime(2026, 12, 6, 1, 2, 3)},  # kombu tags the type
+    {'big': 2 ** 70, 'id': uuid.UUID(int=5)},
+]
+
+
+@pytest.mark.parametrize('result', RESULTS)
+def test_results_read_the_same_here_and_by_celerys_own_backend(redis_server, backend, raw,
+                                                               result):
+    """orjson where it is exact, kombu otherwise: a stock Celery client reads
+    what this backend stores, and this backend reads what stock Celery
+    stores, as the same values."""
+    stock = Celery(broker=redis_server.url(3), backend=redis_server.url(3)).backend
+    assert type(stock) is RedisBackend
+    for writer, reader in ((backend, stock), (stock, backend)):
+        task_id = str(uuid.uuid4())
+        writer.mark_as_done(task_id, result)
+        read = reader.get_task_meta(task_id)['result']
+        if 'ref_acc' in result:
+            assert math.isnan(read['ref_acc'])
+        else:
+            assert read == result
+
+
+def test_sending_subscribes_to_nothing_and_a_later_wait_still_gets_the_result(
+        redis_server, backend, raw):
+    """No subscription per sent task; the wait subscribes, then reads the
+    stored state, so a result stored between the send and the wait counts."""
+    app = backend.app
+    task_id = str(uuid.uuid4())
+    sent = app.send_task('spacer.classify_features', args=[{}], task_id=task_id,
+                         queue=app.spacer_settings.queues['classify'])  # no worker here
+    key = backend.get_key_for_task(task_id)
+    assert raw.pubsub_numsub(key) == [(key, 0)]
+    backend.mark_as_done(task_id, {'ok': True})
+    assert sent.get(timeout=5, disable_sync_subtasks=False) == {'ok': True}
+
+
+def test_a_state_write_rides_in_the_job_key_claims_round_trip(redis_server, backend, raw):
+    """A worker stores STARTED in the pipeline that claims the job key: one
+    EVAL beside SET NX and GET, and no SCRIPT EXISTS of redis-py's own."""
+    store = RedisKeyStore(redis.Redis.from_url(redis_server.url(3)))
+    task_id = str(uuid.uuid4())
+    raw.config_resetstat()
+    queued = []
+    holder = dedup.claim(store, 'spacer:job:t:1', task_id, 60, along=lambda pipe: queued.append(
+        backend.queue_store_result(pipe, task_id, {'pid': 7, 'hostname': 'w@h'}, states.STARTED)))
+    assert holder is None and queued == [True]
+    stats = raw.info('commandstats')
+    assert stats['cmdstat_eval']['calls'] == 1 and 'cmdstat_script|exists' not in stats
+    assert raw.get('spacer:job:t:1') == task_id.encode()
+    stored = _stored(raw, backend, task_id)
+    assert (stored['status'], stored['result']) == (states.STARTED, {'pid': 7, 'hostname': 'w@h'})
+    backend.mark_as_done(task_id, {'ok': True})
+    with raw.pipeline(transaction=False) as pipe:  # a late STARTED changes nothing
+        backend.queue_store_result(pipe, task_id, {'pid': 8}, states.STARTED)
+        pipe.execute()
     assert _stored(raw, backend, task_id)['status'] == states.SUCCESS
