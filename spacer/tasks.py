@@ -16,6 +16,7 @@ import numpy as np
 from spacer import config
 from spacer.data_classes import ImageFeatures
 from spacer.exceptions import ending_with_error_line
+from spacer.extras import EXTRA_OF_PACKAGE
 from spacer.extract_inputs import check_extract_inputs
 from spacer.extractors import device_images
 from spacer.extractors.data_files import WeightsFormatError
@@ -154,16 +155,21 @@ def classify_image(msg: ClassifyImageMsg) -> ClassifyReturnMsg:
                              classes=clf.classes_.tolist(), valid_rowcol=True)
 
 
-# What the tasks import on first use (scikit-learn and scipy, through the
-# scoring and label code), so that ``import spacer.tasks`` stays light.
-LAZY_IMPORTS = ('spacer.classify', 'spacer.task_utils')
+# The scoring and label code the tasks call (scikit-learn and scipy: about
+# a second to import). Imported with the tasks, as pyspacer does, so that
+# no first call pays for it (CoralNet classifies inline, in web requests;
+# a worker imports the tasks before its pool forks). A producer install,
+# without the worker extra, skips them: a task names the extra when called.
+SCORING_MODULES = ('spacer.classify', 'spacer.task_utils')
 
 
-def import_lazy_modules() -> None:
-    """Import now what the tasks would import in their first call: a worker
-    does it at start, before its pool forks, so no task pays for it."""
-    for module in LAZY_IMPORTS:
-        importlib.import_module(module)
+def _import_scoring_modules() -> None:
+    for module in SCORING_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if (e.name or '').split('.')[0] not in EXTRA_OF_PACKAGE:
+                raise
 
 
 # The function of each task of the task table: the one of the task's name.
@@ -216,3 +222,6 @@ def run_job(job_msg: JobMsg,
         # pyspacer stopped at the first failure: its traceback's last line,
         # which CoralNet reads, names that one.
         error_message=ending_with_error_line('\n'.join(errors), first_error))
+
+
+_import_scoring_modules()

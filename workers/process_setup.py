@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from spacer import config
-from spacer import tasks as spacer_tasks
 from spacer.extractors import warm as library_warm
 from workers import metrics, redis_transport
 
@@ -168,10 +167,6 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
     pool_name = pool if isinstance(pool, str) else getattr(pool, '__module__', '')
     solo = pool_name.rsplit('.', 1)[-1] in ('solo', 'threads')
     _worker['pool_size'] = 1 if solo else int(getattr(sender, 'concurrency', 1) or 1)
-    if not embedded:
-        # Before the pool forks: its processes inherit the modules, and the
-        # first task runs as fast as the rest.
-        spacer_tasks.import_lazy_modules()
     if not solo:
         folder = tempfile.mkdtemp(prefix='spacer-worker-')
         _worker['state_dir'] = folder
