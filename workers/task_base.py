@@ -2,8 +2,9 @@
 The base class of every spacer task: the failure policies around the body.
 
 Around ``run(message)``:
-1. dedup: claim the job key (a second run of a pending/running job fails
-   at once with DuplicateJobError, and runs nothing);
+1. store STARTED and, in the same round trip, claim the job key (dedup: a
+   second run of a pending/running job fails at once with
+   DuplicateJobError, and runs nothing);
 2. on an exception, by its kind (``policies.failures``): bad input fails
    now; a transient fault is retried with backoff until ``RETRY_MAX``
    retries are spent; anything else fails now. A failure is raised as
@@ -39,8 +40,8 @@ from workers import remote_errors, signing  # noqa: F401
 from workers.errors import DuplicateJobError, RemoteError, remote_error
 from workers.failure_kinds import Failure
 from workers.job_state_store import RedisKeyStore, store_for
-from workers.result_backend import RedisResultBackend
 from workers.liveness import on_redis, settle_on_fresh_channel
+from workers.result_backend import RedisResultBackend
 
 logger = logging.getLogger(__name__)
 
@@ -240,8 +241,10 @@ class SpacerTask(Task):
 
     def _start(self, store: Any, key: str | None) -> str | None:
         """Store the STARTED state (``task_track_started``) and claim the
-        job key: one round trip when the key store is on the result
-        backend's Redis. The id of the task holding the key, if not this one."""
+        job key: one round trip when the result backend is Redis (the key
+        store is then on the backend's server and database:
+        ``job_state_store.redis_url_of``). The id of the task holding the
+        key, if not this one."""
         request = self.request
         ttl = self.app.spacer_settings.dedup_ttl
         started = None
