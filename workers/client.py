@@ -308,11 +308,15 @@ class Client:
         return self.wait_result(task_id, timeout).raise_for_error()
 
 
-def _shown_args(body: Any, limit: int) -> str:
+def _shown_args(body: Any, limit: int) -> str | None:
     """The task's arguments as Flower and task events show them: the
     message's JSON, cut at Celery's ``argsrepr_maxsize``. Celery's own
-    repr walks the message token by token: a tenth of a millisecond a send."""
-    text = json.dumps([body])
+    repr walks the message token by token: a tenth of a millisecond a send.
+    None (Celery's repr) for a message that is not JSON: sending refuses it."""
+    try:
+        text = json.dumps([body])
+    except (TypeError, ValueError):
+        return None
     return text if len(text) <= limit else text[:max(0, limit - 3)] + '...'
 
 
