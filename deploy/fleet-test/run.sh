@@ -148,6 +148,8 @@ teardown() {
     exit "$rc"
 }
 trap teardown EXIT
+# set -e ends the run at the first failing command: say which one.
+trap 'log "FAIL: status $? at line $LINENO: $BASH_COMMAND"' ERR
 trap 'exit 130' INT TERM
 
 mkdir -p "$WORK/tmp"
@@ -445,10 +447,13 @@ print(f"    Flower /api/tasks: {len(done)} of {len(ours)} tasks SUCCESS, run on 
 assert set(running) <= set(workers), f"running {running}, online in Flower {workers}"
 assert len(done) == len(ours), f"{len(ours) - len(done)} tasks not SUCCESS in Flower"
 PY
-container=$(dc ps -q worker-cpu | head -1)
+# awk, not head: a reader that stops early leaves the writer a broken pipe,
+# which pipefail turns into a failure of the whole run.
+container=$(dc ps -q worker-cpu | awk 'NR == 1')
 ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$container")
 curl -fsS "http://$ip:9808/metrics" > "$WORK/metrics.txt" || die "no Prometheus endpoint at $ip:9808"
-grep -E '^spacer_(tasks_total|worker_consumes|queue_depth)' "$WORK/metrics.txt" | head -8 | sed 's/^/    /'
+grep -E '^spacer_(tasks_total|worker_consumes|queue_depth)' "$WORK/metrics.txt" \
+    | awk 'NR <= 8 { print "    " $0 }'
 grep -q '^spacer_tasks_total{.*outcome="succeeded"' "$WORK/metrics.txt" \
     || grep -q '^spacer_worker_consumes' "$WORK/metrics.txt" \
     || die "the scrape of $ip:9808 has no spacer metrics"
