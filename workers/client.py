@@ -37,6 +37,7 @@ of the job, counting from 1, and how many)::
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ from workers.job_state_store import store_for
 from workers.queues import present_task_ids
 from workers.task_states import PROGRESS
 
+
+logger = logging.getLogger(__name__)
 
 # Seconds between two looks for the message of a job key's holder.
 MESSAGE_GONE_RECHECK = 0.5
@@ -179,7 +182,8 @@ class Client:
             if key:
                 running = dedup.claim_for_producer(
                     store, key, task_id, self.settings.dedup_ttl, self._stored_state,
-                    now=claimed_at, message_gone=lambda holder: self._message_gone(queue, holder))
+                    now=claimed_at, message_gone=lambda holder: self._message_gone(queue, holder),
+                    forget=self._drop_copy)
                 if running is not None:
                     return running
             else:
@@ -196,27 +200,66 @@ class Client:
                                exchange='', routing_key=queue,  # straight to the queue
                                soft_time_limit=soft, time_limit=hard, **options)
         except BaseException as e:
-            if broker_redis is not None:
-                try:
-                    outbox.drop(broker_redis, [task_id])
-                except BROKER_FAULTS:  # an audit drops it: the task never started
-                    pass
-            if key:
-                try:
-                    dedup.release_unsent(store, key, task_id, claimed_at)
-                except BROKER_FAULTS:  # the mark is taken over after SEND_GRACE
-                    pass
-            if isinstance(e, EncodeError):
-                raise MessageError(f"The {name} message is not JSON: {e}") from e
-            if isinstance(e, BROKER_FAULTS):
-                raise BrokerUnavailableError(self.app.conf.broker_write_url, e) from e
-            raise
+            queued = self._queued_after_fault(queue, task_id) if isinstance(e, BROKER_FAULTS) \
+                else False
+            if queued is None:  # unknown: the copy and the mark stay (see below)
+                raise BrokerUnavailableError(
+                    self.app.conf.broker_write_url, e,
+                    consequence=f"the message may have been queued as task {task_id}; submit"
+                                f" the job again once the broker answers: that returns the"
+                                f" task if it was queued, or queues it anew") from e
+            if not queued:
+                self._forget_unsent(broker_redis, store, key, task_id, claimed_at)
+                if isinstance(e, EncodeError):
+                    raise MessageError(f"The {name} message is not JSON: {e}") from e
+                if isinstance(e, BROKER_FAULTS):
+                    raise BrokerUnavailableError(self.app.conf.broker_write_url, e) from e
+                raise
+            logger.warning("Task %s: the broker's reply to its message was lost, but the"
+                           " message is queued.", task_id)
         if key:
             try:
                 dedup.sent(store, key, task_id, self.settings.dedup_ttl, claimed_at)
             except BROKER_FAULTS:  # queued all the same; the worker clears the mark
                 pass
         return task_id
+
+    def _queued_after_fault(self, queue: str, task_id: str) -> bool | None:
+        """Whether a message whose send failed on a broker fault is queued
+        all the same (the command reached Redis and its reply was lost;
+        kombu may even have sent it twice, which the worker runs once:
+        ``result_backend.queue_start``). None when the broker cannot tell
+        now: the outbox copy and the job key's mark then stay, so that the
+        job submitted again returns this task while its message is queued,
+        and takes the key over (dropping the copy) once it is gone."""
+        if outbox.broker_client(self.app) is None:
+            return False  # only a Redis broker can tell, and it keeps no copy
+        try:
+            return not self._message_gone(queue, task_id)
+        except BROKER_FAULTS:
+            return None
+
+    def _drop_copy(self, task_id: str) -> None:
+        """Drop the outbox copy of a task whose job key was taken over: it
+        must not be sent again by an audit."""
+        broker_redis = outbox.broker_client(self.app)
+        if broker_redis is not None:
+            outbox.drop(broker_redis, [task_id])
+
+    def _forget_unsent(self, broker_redis: Any, store: Any, key: str | None, task_id: str,
+                       claimed_at: float) -> None:
+        """Drop the outbox copy and the job key's mark of a message that
+        was not queued."""
+        if broker_redis is not None:
+            try:
+                outbox.drop(broker_redis, [task_id])
+            except BROKER_FAULTS:  # an audit drops it: the task never started
+                pass
+        if key:
+            try:
+                dedup.release_unsent(store, key, task_id, claimed_at)
+            except BROKER_FAULTS:  # the mark is taken over after SEND_GRACE
+                pass
 
     def _stored_state(self, task_id: str) -> str:
         return AsyncResult(task_id, app=self.app).state

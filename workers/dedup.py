@@ -92,7 +92,7 @@ def claim(store: Any, key: str, task_id: str, ttl: int, along: Any = None) -> st
 
 def claim_for_producer(store: Any, key: str, task_id: str, ttl: int,
                        state_of: Any, now: float | None = None,
-                       message_gone: Any = None) -> str | None:
+                       message_gone: Any = None, forget: Any = None) -> str | None:
     """``claim`` as a producer does it, before sending: the key is marked
     as being sent (``sent`` clears the mark) and the id of a task holding it
     is returned, except that a key is taken over when it was left behind:
@@ -101,32 +101,37 @@ def claim_for_producer(store: Any, key: str, task_id: str, ttl: int,
       Redis was down at that moment), so a finished task's id is never
       handed back as if it were running;
     - by a send that never completed (Redis went down between the claim
-      and the send, and the release failed too), after ``SEND_GRACE``
-      seconds, so an id whose message was never queued is never handed back;
+      and the send, and the release failed too, or the send's outcome
+      could not be told), after ``SEND_GRACE`` seconds, once its message is
+      known not to be queued, so an id whose message was never queued is
+      never handed back, and one that was queued is;
     - by a task that never started and whose message is gone (its queue
       was purged by ``celery purge``), when ``message_gone(task_id)`` can
       tell.
 
-    ``state_of(task_id)`` reads a task's stored state."""
+    ``state_of(task_id)`` reads a task's stored state; ``forget(task_id)``
+    is told of a task whose key was taken over (its outbox copy must go)."""
     mark = sending_mark(task_id, now if now is not None else time.time())
     for _ in range(3):
         holder = store.claim(key, mark, ttl)
         if holder is None:
             return None
         sending = _sending_id(holder)
-        if sending is not None:
-            if _sending_age(holder, now) <= SEND_GRACE:
-                return sending  # another producer is sending it right now
-            reason = 'a send that never completed'
-        elif (state := state_of(holder)) in FINISHED:
+        if sending is not None and _sending_age(holder, now) <= SEND_GRACE:
+            return sending  # another producer is sending it right now
+        left_by = sending or holder
+        if (state := state_of(left_by)) in FINISHED:
             reason = 'finished task'
-        elif state == 'PENDING' and message_gone is not None and message_gone(holder):
-            reason = 'task whose message is gone'
+        elif state == 'PENDING' and message_gone is not None and message_gone(left_by):
+            reason = 'a send that never completed' if sending else 'task whose message is gone'
+        elif sending and message_gone is None:
+            reason = 'a send that never completed'  # nothing can tell: the grace decides
         else:
-            return holder
+            return left_by
         if store.replace(key, holder, mark, ttl):
-            logger.info("Job key %s was left by %s (%s); taken over.", key, reason,
-                        sending or holder)
+            logger.info("Job key %s was left by %s (%s); taken over.", key, reason, left_by)
+            if forget is not None:
+                forget(left_by)
             return None
     return _sending_id(store.holder(key) or '') or store.holder(key)
 

@@ -39,18 +39,19 @@ class RedisKeyStore:
         self._if_held_script = client.register_script(_IF_HELD_SCRIPT)
 
     def claim(self, key: str, value: str, ttl: int,
-              along: Callable[[Any], None] | None = None) -> str | None:
+              along: Callable[[Any], Callable[[list], None]] | None = None) -> str | None:
         """Set ``key`` to ``value`` unless set; return the holder if not ours.
         ``along(pipe)`` adds commands of the caller's own to the first
-        round trip (before the claim; their replies are dropped)."""
+        round trip, before the claim, and returns what takes their replies."""
         for attempt in range(_CLAIM_RETRIES):
             # One round trip: try to set, and read whoever holds it.
             with self.client.pipeline(transaction=False) as pipe:
-                if along is not None and attempt == 0:
-                    along(pipe)
+                take_replies = along(pipe) if along is not None and attempt == 0 else None
                 pipe.set(key, value, nx=True, ex=ttl)
                 pipe.get(key)
-                *_, was_set, holder = pipe.execute()
+                *replies, was_set, holder = pipe.execute()
+            if take_replies is not None:
+                take_replies(replies)
             if was_set:
                 return None
             if holder is None:

@@ -41,6 +41,27 @@ redis.call('PUBLISH', KEYS[1], ARGV[1])
 return 1
 """
 
+# STARTED, stored by the first delivery of each attempt only. KEYS[2]: the
+# task's attempt key; ARGV[3]: the attempt (retries so far), ARGV[4]: '1'
+# for a message given back to its queue (redelivered). Returns -1, writing
+# nothing, for a second copy of a message whose attempt has started: a
+# publish that reached Redis twice (its reply was lost and the send was
+# retried). A redelivered message starts its attempt anew: its first
+# delivery ended without finishing (its worker died or lost the broker).
+_START_ATTEMPT = """
+local started = redis.call('GET', KEYS[2])
+if started and tonumber(started) >= tonumber(ARGV[3]) and ARGV[4] ~= '1' then return -1 end
+if tonumber(ARGV[2]) > 0 then
+    redis.call('SETEX', KEYS[2], ARGV[2], ARGV[3])
+else
+    redis.call('SET', KEYS[2], ARGV[3])
+end
+""" + _STORE_UNLESS_SUCCEEDED
+
+ATTEMPT_PREFIX = 'spacer:attempt:'
+# Replies of _START_ATTEMPT that mean this message must not run.
+DUPLICATE, SUCCEEDED_ALREADY = -1, 0
+
 
 class RedisResultBackend(RedisBackend):
     """``redis://`` and ``rediss://`` result backends of spacer's app."""
@@ -48,6 +69,7 @@ class RedisResultBackend(RedisBackend):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._store_script = self.client.register_script(_STORE_UNLESS_SUCCEEDED)
+        self._start_script = self.client.register_script(_START_ATTEMPT)
 
     def _store_result(self, task_id: str, result: Any, state: str, traceback: Any = None,
                       request: Any = None, **kwargs: Any) -> Any:
@@ -61,16 +83,19 @@ class RedisResultBackend(RedisBackend):
     def _store_now(self, key: Any, value: Any, seconds: int) -> None:
         self._store_script(keys=[key], args=[value, seconds], client=self.client)
 
-    def queue_store_result(self, pipe: Any, task_id: str, result: Any, state: str,
-                           request: Any = None) -> bool:
-        """Add ``store_result``'s write to a pipeline of a client of this
-        backend's Redis (another round trip saved); False when this backend
-        cannot (results not in JSON), and the caller stores it as usual."""
+    def queue_start(self, pipe: Any, request: Any, started: Any) -> bool:
+        """Add the STARTED write of ``request``'s attempt to a pipeline of a
+        client of this backend's Redis (``_START_ATTEMPT``: its reply is
+        DUPLICATE or SUCCEEDED_ALREADY when the message must not run);
+        False when this backend cannot (results not in JSON)."""
         if self.serializer != 'json':
             return False
         key, value, seconds = self._state_write(
-            task_id, self.encode_result(result, state), state, None, request)
-        queue_script(pipe, self._store_script, [key], [value, seconds])
+            request.id, self.encode_result(started, states.STARTED), states.STARTED, None,
+            request)
+        redelivered = bool((request.delivery_info or {}).get('redelivered'))
+        queue_script(pipe, self._start_script, [key, ATTEMPT_PREFIX + request.id],
+                     [value, seconds, request.retries or 0, int(redelivered)])
         return True
 
     def _state_write(self, task_id: str, result: Any, state: str, traceback: Any,

@@ -4,7 +4,8 @@ The base class of every spacer task: the failure policies around the body.
 Around ``run(message)``:
 1. store STARTED and, in the same round trip, claim the job key (dedup: a
    second run of a pending/running job fails at once with
-   DuplicateJobError, and runs nothing);
+   DuplicateJobError, and runs nothing); a second copy of the same message
+   (a publish that reached Redis twice) is acknowledged and runs nothing;
 2. on an exception, by its kind (``policies.failures``): bad input fails
    now; a transient fault is retried with backoff until ``RETRY_MAX``
    retries are spent; anything else fails now. A failure is raised as
@@ -29,7 +30,7 @@ from typing import Any
 from billiard.einfo import ExceptionWithTraceback
 from billiard.exceptions import WorkerLostError
 from celery import Task, states
-from celery.exceptions import Reject, Retry, TimeLimitExceeded
+from celery.exceptions import Ignore, Reject, Retry, TimeLimitExceeded
 from celery.worker.request import Request
 from celery.worker.state import task_ready
 
@@ -41,7 +42,7 @@ from workers.errors import DuplicateJobError, RemoteError, remote_error
 from workers.failure_kinds import Failure
 from workers.job_state_store import RedisKeyStore, store_for
 from workers.liveness import on_redis, settle_on_fresh_channel
-from workers.result_backend import RedisResultBackend
+from workers.result_backend import DUPLICATE, SUCCEEDED_ALREADY, RedisResultBackend
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +216,8 @@ class SpacerTask(Task):
         key = dedup.job_key(self.name, message) if store else None
         try:
             running = self._start(store, key)
+        except Ignore:
+            raise
         except Exception as exc:
             # Redis down before the body ran: nothing happened yet, so a
             # transient fault is retried like one in the body.
@@ -244,7 +247,9 @@ class SpacerTask(Task):
         job key: one round trip when the result backend is Redis (the key
         store is then on the backend's server and database:
         ``job_state_store.redis_url_of``). The id of the task holding the
-        key, if not this one."""
+        key, if not this one. Raises Ignore, running nothing, for a second
+        copy of a message whose attempt has started or finished already
+        (``result_backend.queue_start``)."""
         request = self.request
         ttl = self.app.spacer_settings.dedup_ttl
         started = None
@@ -252,21 +257,41 @@ class SpacerTask(Task):
                 and not request.called_directly
                 and not (self.ignore_result or request.ignore_result)):
             started = {'pid': os.getpid(), 'hostname': request.hostname}
-        if key and started and isinstance(store, RedisKeyStore) \
-                and isinstance(self.backend, RedisResultBackend):
-            queued = []
+        if not (started and isinstance(self.backend, RedisResultBackend)):
+            if started:
+                self.backend.store_result(request.id, started, states.STARTED, request=request)
+            return dedup.claim(store, key, request.id, ttl) if key else None
+        replies: list = []
 
-            def store_started(pipe: Any) -> None:
-                queued.append(self.backend.queue_store_result(
-                    pipe, request.id, started, states.STARTED, request=request))
-            running = dedup.claim(store, key, request.id, ttl, along=store_started)
-            if queued != [True]:  # results not in JSON: stored the usual way
-                self.backend.store_result(request.id, started, states.STARTED,
-                                          request=request)
-            return running
-        if started:
+        def start_attempt(pipe: Any) -> Any:
+            replies.append(self.backend.queue_start(pipe, request, started))
+            return replies.extend
+        if key and isinstance(store, RedisKeyStore):
+            running = dedup.claim(store, key, request.id, ttl, along=start_attempt)
+        else:
+            with self.backend.client.pipeline(transaction=False) as pipe:
+                start_attempt(pipe)
+                replies.extend(pipe.execute())
+            running = dedup.claim(store, key, request.id, ttl) if key else None
+        if replies[0] is False:  # results not in JSON: stored the usual way
             self.backend.store_result(request.id, started, states.STARTED, request=request)
-        return dedup.claim(store, key, request.id, ttl) if key else None
+        elif replies[1] in (DUPLICATE, SUCCEEDED_ALREADY):
+            self._skip_duplicate(store, key, replies[1])
+        return running
+
+    def _skip_duplicate(self, store: Any, key: str | None, reply: int) -> None:
+        """A second copy of a message that has started (or finished): run
+        nothing, store nothing (Ignore: the message is acknowledged). The
+        job key, if this copy's claim took it after the first finished, is
+        given back."""
+        state = self.backend._get_task_meta_for(self.request.id).get('status')
+        if key and state in dedup.FINISHED:
+            dedup.release(store, key, self.request.id)
+        logger.warning("Task %s[%s]: a second copy of its message (%s), not run.",
+                       self.name, self.request.id,
+                       'it succeeded already' if reply == SUCCEEDED_ALREADY
+                       else f'this attempt has started already; state {state}')
+        raise Ignore()
 
     def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any,
                      einfo: Any) -> None:

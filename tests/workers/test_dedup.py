@@ -103,13 +103,25 @@ def test_a_send_in_progress_is_answered_with_its_id(store):
     assert dedup.claim_for_producer(store, 'k', 'task-2', 60, never, now=1010.0) == 'task-1'
 
 
-def test_a_send_that_never_completed_is_taken_over(store):
+@pytest.mark.parametrize('gone', [True, False, None])
+def test_a_send_that_never_completed_is_taken_over_once_its_message_is_not_queued(store, gone):
     """Redis went down between the claim and the send, and the release
-    failed too: the mark must not stand for a task that was never queued."""
+    failed too, or the send's outcome was unknown (its reply was lost): the
+    mark must not stand for a task that was never queued, nor be taken
+    from one that was. With no way to look (``gone`` None), the grace
+    decides. The task taken over is forgotten (its outbox copy dropped)."""
     assert dedup.claim_for_producer(store, 'k', 'task-1', 60, never, now=1000.0) is None
     later = 1000.0 + dedup.SEND_GRACE + 1
-    assert dedup.claim_for_producer(store, 'k', 'task-2', 60, never, now=later) is None
-    assert dedup._sending_id(dedup.holder(store, 'k')) == 'task-2'
+    forgotten = []
+    holder = dedup.claim_for_producer(
+        store, 'k', 'task-2', 60, lambda _id: 'PENDING', now=later,
+        message_gone=None if gone is None else (lambda _id: gone), forget=forgotten.append)
+    if gone is False:
+        assert holder == 'task-1' and forgotten == []
+        assert dedup._sending_id(dedup.holder(store, 'k')) == 'task-1'
+    else:
+        assert holder is None and forgotten == ['task-1']
+        assert dedup._sending_id(dedup.holder(store, 'k')) == 'task-2'
 
 
 def test_a_worker_owns_a_key_still_marked_as_being_sent_for_it(store):

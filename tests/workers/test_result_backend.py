@@ -10,6 +10,7 @@ import datetime
 import json
 import math
 import uuid
+from types import SimpleNamespace
 
 import pytest
 import redis
@@ -19,7 +20,8 @@ from celery.backends.redis import RedisBackend
 from tests.workers.services import client_for
 from workers import dedup
 from workers.job_state_store import RedisKeyStore
-from workers.result_backend import RedisResultBackend
+from workers.result_backend import (ATTEMPT_PREFIX, DUPLICATE, SUCCEEDED_ALREADY,
+                                     RedisResultBackend)
 
 pytestmark = [pytest.mark.integration]
 
@@ -134,23 +136,56 @@ def test_sending_subscribes_to_nothing_and_a_later_wait_still_gets_the_result(
     assert sent.get(timeout=5, disable_sync_subtasks=False) == {'ok': True}
 
 
+def _request(task_id: str, retries: int = 0, redelivered: bool = False):
+    """What a worker's task request tells ``queue_start``."""
+    return SimpleNamespace(id=task_id, retries=retries, delivery_info={'redelivered': redelivered},
+                           group=None, parent_id=None, root_id=None)
+
+
+def _start(raw, backend, request, started: dict) -> int:
+    with raw.pipeline(transaction=False) as pipe:
+        assert backend.queue_start(pipe, request, started)
+        return pipe.execute()[0]
+
+
 def test_a_state_write_rides_in_the_job_key_claims_round_trip(redis_server, backend, raw):
     """A worker stores STARTED in the pipeline that claims the job key: one
     EVAL beside SET NX and GET, and no SCRIPT EXISTS of redis-py's own."""
     store = RedisKeyStore(redis.Redis.from_url(redis_server.url(3)))
     task_id = str(uuid.uuid4())
     raw.config_resetstat()
-    queued = []
-    holder = dedup.claim(store, 'spacer:job:t:1', task_id, 60, along=lambda pipe: queued.append(
-        backend.queue_store_result(pipe, task_id, {'pid': 7, 'hostname': 'w@h'}, states.STARTED)))
-    assert holder is None and queued == [True]
+    replies = []
+
+    def start_attempt(pipe):
+        backend.queue_start(pipe, _request(task_id), {'pid': 7, 'hostname': 'w@h'})
+        return replies.extend
+    holder = dedup.claim(store, 'spacer:job:t:1', task_id, 60, along=start_attempt)
+    assert holder is None and replies == [1]
     stats = raw.info('commandstats')
     assert stats['cmdstat_eval']['calls'] == 1 and 'cmdstat_script|exists' not in stats
     assert raw.get('spacer:job:t:1') == task_id.encode()
     stored = _stored(raw, backend, task_id)
     assert (stored['status'], stored['result']) == (states.STARTED, {'pid': 7, 'hostname': 'w@h'})
     backend.mark_as_done(task_id, {'ok': True})
-    with raw.pipeline(transaction=False) as pipe:  # a late STARTED changes nothing
-        backend.queue_store_result(pipe, task_id, {'pid': 8}, states.STARTED)
-        pipe.execute()
+    # A late STARTED of a later attempt changes nothing, and says so.
+    assert _start(raw, backend, _request(task_id, retries=1), {'pid': 8}) == SUCCEEDED_ALREADY
     assert _stored(raw, backend, task_id)['status'] == states.SUCCESS
+
+
+def test_a_second_copy_of_a_started_message_starts_nothing(backend, raw):
+    """The same message delivered twice (its publish reached Redis twice):
+    the second copy is told it is one, and writes nothing; a redelivered
+    message and the next attempt (a retry) start as usual."""
+    task_id = str(uuid.uuid4())
+    assert _start(raw, backend, _request(task_id), {'pid': 1}) == 1
+    backend.store_result(task_id, {'epoch': 1}, 'PROGRESS')
+    assert _start(raw, backend, _request(task_id), {'pid': 2}) == DUPLICATE
+    assert _stored(raw, backend, task_id)['status'] == 'PROGRESS'
+    assert _start(raw, backend, _request(task_id, redelivered=True), {'pid': 3}) == 1
+    assert _stored(raw, backend, task_id)['result'] == {'pid': 3}
+    backend.mark_as_retry(task_id, ValueError('transient'))
+    assert _start(raw, backend, _request(task_id, retries=1), {'pid': 4}) == 1
+    assert _start(raw, backend, _request(task_id, retries=1), {'pid': 5}) == DUPLICATE
+    assert _start(raw, backend, _request(task_id, retries=0), {'pid': 6}) == DUPLICATE
+    assert _stored(raw, backend, task_id)['result'] == {'pid': 4}
+    assert 0 < raw.ttl(ATTEMPT_PREFIX + task_id) <= backend.expires  # as long as the result
