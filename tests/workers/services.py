@@ -58,6 +58,24 @@ class RedisServer:
              '--appendonly', 'yes', '--appendfsync', 'always', '--dir', str(self.directory)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port)
+        self.wait_loaded()
+
+    def wait_loaded(self, timeout: float = 30) -> None:
+        """Wait until the server has replayed its AOF: it listens before
+        that and answers LOADING to every command meanwhile."""
+        import redis
+        client = redis.Redis(port=self.port, socket_timeout=5)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.BusyLoadingError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+            finally:
+                client.close()
 
     def stop(self) -> None:
         if self.proc is not None:
