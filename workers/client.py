@@ -217,11 +217,6 @@ class Client:
                 raise
             logger.warning("Task %s: the broker's reply to its message was lost, but the"
                            " message is queued.", task_id)
-        if key:
-            try:
-                dedup.sent(store, key, task_id, self.settings.dedup_ttl, claimed_at)
-            except BROKER_FAULTS:  # queued all the same; the worker clears the mark
-                pass
         return task_id
 
     def _queued_after_fault(self, queue: str, task_id: str) -> bool | None:
@@ -258,7 +253,7 @@ class Client:
         if key:
             try:
                 dedup.release_unsent(store, key, task_id, claimed_at)
-            except BROKER_FAULTS:  # the mark is taken over after SEND_GRACE
+            except BROKER_FAULTS:  # taken over once its message is seen gone
                 pass
 
     def _stored_state(self, task_id: str) -> str:

@@ -1,12 +1,13 @@
 """
 One run at a time per job.
 
-A job's key is its task name and job token(s). The producer sets the key
-to the new task's id with SET NX before sending (``claim``): while the key
-exists, submitting the same job again returns the running task's id
-instead of queuing a second run. The worker claims the key again when it
-starts (a message sent by plain ``send_task`` skips the producer's claim;
-a redelivered message holds the key already, under its own id) and
+A job's key is its task name and job token(s). Before sending, the
+producer claims the key with a mark naming the new task
+(``claim_for_producer``): while the key exists, submitting the same job
+again returns that task's id instead of queuing a second run. The worker
+claims the key when the task starts, replacing its producer's mark in the
+same step (a message sent by plain ``send_task`` skips the producer's
+claim; a redelivered message holds the key already, under its own id), and
 releases it when the task ends, however it ends. The TTL bounds how long a
 key can outlive a job that vanished without ending (e.g. purged queue).
 """
@@ -78,36 +79,36 @@ def _key_part(text: str) -> str:
 
 def claim(store: Any, key: str, task_id: str, ttl: int, along: Any = None) -> str | None:
     """Hold ``key`` for ``task_id`` (a worker starting it); the id of the
-    task holding it otherwise. A key its producer marked as being sent for
-    this very task is ours (the message can arrive before the mark is
-    cleared). ``along``: commands for the claim's round trip (a Redis
-    store's ``claim``)."""
-    holder = store.claim(key, task_id, ttl, along) if along else store.claim(key, task_id, ttl)
-    if holder is not None and _sending_id(holder) == task_id:
-        if store.replace(key, holder, task_id, ttl):
-            return None
-        return claim(store, key, task_id, ttl)
-    return holder
+    task holding it otherwise. The producer's sending mark for this very
+    task is ours: the worker replaces it in the same step. ``along``:
+    commands for the claim's round trip (a Redis store's ``claim``)."""
+    ours = _sending_prefix(task_id)
+    holder = (store.claim(key, task_id, ttl, also_ours=ours, along=along) if along
+              else store.claim(key, task_id, ttl, also_ours=ours))
+    return None if holder is None else _sending_id(holder) or holder
 
 
 def claim_for_producer(store: Any, key: str, task_id: str, ttl: int,
                        state_of: Any, now: float | None = None,
                        message_gone: Any = None, forget: Any = None) -> str | None:
     """``claim`` as a producer does it, before sending: the key is marked
-    as being sent (``sent`` clears the mark) and the id of a task holding it
-    is returned, except that a key is taken over when it was left behind:
+    as being sent (the worker's ``claim`` replaces the mark by the task id
+    when the task starts) and the id of a task holding it is returned,
+    except that a key is taken over when it was left behind:
 
     - by a task that has finished (its worker could not release the key:
       Redis was down at that moment), so a finished task's id is never
       handed back as if it were running;
-    - by a send that never completed (Redis went down between the claim
-      and the send, and the release failed too, or the send's outcome
-      could not be told), after ``SEND_GRACE`` seconds, once its message is
-      known not to be queued, so an id whose message was never queued is
-      never handed back, and one that was queued is;
-    - by a task that never started and whose message is gone (its queue
-      was purged by ``celery purge``), when ``message_gone(task_id)`` can
-      tell.
+    - by a task that never started and whose message is gone: a send that
+      never completed (Redis went down between the claim and the send, and
+      the release failed too, or the send's outcome could not be told), or
+      a queue purged by ``celery purge``. ``message_gone(task_id)`` tells,
+      looking twice (None: nothing can, and the key stands until its TTL),
+      so an id whose message was never queued is never handed back, and
+      one that was queued is. A producer stalled between its claim and its
+      send for longer than that look may see its key taken over: its task
+      then ends as a DuplicateJobError when it starts, and the job runs
+      once, under the task that took the key.
 
     ``state_of(task_id)`` reads a task's stored state; ``forget(task_id)``
     is told of a task whose key was taken over (its outbox copy must go)."""
@@ -116,16 +117,11 @@ def claim_for_producer(store: Any, key: str, task_id: str, ttl: int,
         holder = store.claim(key, mark, ttl)
         if holder is None:
             return None
-        sending = _sending_id(holder)
-        if sending is not None and _sending_age(holder, now) <= SEND_GRACE:
-            return sending  # another producer is sending it right now
-        left_by = sending or holder
+        left_by = _sending_id(holder) or holder
         if (state := state_of(left_by)) in FINISHED:
             reason = 'finished task'
         elif state == 'PENDING' and message_gone is not None and message_gone(left_by):
-            reason = 'a send that never completed' if sending else 'task whose message is gone'
-        elif sending and message_gone is None:
-            reason = 'a send that never completed'  # nothing can tell: the grace decides
+            reason = 'task whose message is gone'
         else:
             return left_by
         if store.replace(key, holder, mark, ttl):
@@ -138,14 +134,8 @@ def claim_for_producer(store: Any, key: str, task_id: str, ttl: int,
 
 def sending_mark(task_id: str, claimed_at: float) -> str:
     """What a producer's claim made at ``claimed_at`` (time.time()) puts in
-    the job key until the message is queued."""
-    return f'{SENDING}{task_id}:{claimed_at:.3f}'
-
-
-def sent(store: Any, key: str, task_id: str, ttl: int, claimed_at: float) -> None:
-    """The task's message is queued: its key now names it plainly (unless a
-    worker got there first, or the mark was taken over). One round trip."""
-    store.replace(key, sending_mark(task_id, claimed_at), task_id, ttl)
+    the job key until its task starts."""
+    return f'{_sending_prefix(task_id)}{claimed_at:.3f}'
 
 
 def release_unsent(store: Any, key: str, task_id: str, claimed_at: float) -> None:
@@ -159,24 +149,26 @@ def _sending_id(holder: str) -> str | None:
     return holder[len(SENDING):].rsplit(':', 1)[0]
 
 
-def _sending_age(holder: str, now: float | None) -> float:
-    try:
-        stamp = float(holder.rsplit(':', 1)[1])
-    except (IndexError, ValueError):
-        return float('inf')
-    return (now if now is not None else time.time()) - stamp
-
-
 # States after which a task never runs again.
 FINISHED = frozenset({'SUCCESS', 'FAILURE', 'REVOKED'})
-# A producer's mark on a job key while it sends the message, and how long a
-# send may take before the mark counts as left behind.
+# How a producer's mark on a job key starts (the key holds it from the
+# claim before sending until the task starts).
 SENDING = 'sending:'
-SEND_GRACE = 30.0
 
 
 def release(store: Any, key: str, task_id: str) -> bool:
-    return store.release(key, task_id)
+    """Free ``key`` if ``task_id`` holds it, started or still being sent."""
+    return store.release(key, task_id, also_ours=_sending_prefix(task_id))
+
+
+def queue_release(store: Any, pipe: Any, key: str, task_id: str) -> None:
+    """``release``, added to a pipeline of the store's client."""
+    store.queue_release(pipe, key, task_id, also_ours=_sending_prefix(task_id))
+
+
+def _sending_prefix(task_id: str) -> str:
+    """How every sending mark of ``task_id`` starts."""
+    return f'{SENDING}{task_id}:'
 
 
 def holder(store: Any, key: str) -> str | None:

@@ -82,7 +82,7 @@ def task_ended(app: Any, task_name: str, task_id: str | None, message: Any) -> N
         try:
             with broker.pipeline(transaction=False) as pipe:
                 outbox.queue_drop(pipe, [task_id])
-                store.queue_release(pipe, key, task_id)
+                dedup.queue_release(store, pipe, key, task_id)
                 pipe.execute()
         except Exception:  # noqa: BLE001 - bookkeeping after the work is done
             logger.warning("Could not drop the outbox copy and release job key %s of task"

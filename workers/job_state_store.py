@@ -17,14 +17,29 @@ from typing import Any, Callable
 from spacer import config
 from workers.redis_scripts import queue_script
 
-# A claim whose key vanished between its SET NX and its GET tries again.
-_CLAIM_RETRIES = 5
+# Claim a key in one step: take it when it is free, already ours, or held
+# under a value that starts with ARGV[3] (a form of ours, e.g. the
+# producer's sending mark of this very task); else return its holder.
+# Taking it (again) renews its TTL.
+_CLAIM_SCRIPT = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1]
+   and (ARGV[3] == '' or string.sub(holder, 1, #ARGV[3]) ~= ARGV[3]) then
+    return holder
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return false
+"""
 
 # The one atomic step SET NX cannot do alone: change or delete a key only if
-# it still holds a value (another task may have claimed it since). One round
-# trip; a WATCH transaction took four.
+# it still holds a value, or one starting with ARGV[4] (another task may
+# have claimed it since). One round trip; a WATCH transaction took four.
 _IF_HELD_SCRIPT = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local holder = redis.call('GET', KEYS[1])
+if not holder then return 0 end
+if holder ~= ARGV[1] and (ARGV[4] == '' or string.sub(holder, 1, #ARGV[4]) ~= ARGV[4]) then
+    return 0
+end
 if ARGV[2] == '' then redis.call('DEL', KEYS[1])
 else redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
 return 1
@@ -36,29 +51,26 @@ class RedisKeyStore:
 
     def __init__(self, client: Any):
         self.client = client
+        self._claim_script = client.register_script(_CLAIM_SCRIPT)
         self._if_held_script = client.register_script(_IF_HELD_SCRIPT)
 
-    def claim(self, key: str, value: str, ttl: int,
+    def claim(self, key: str, value: str, ttl: int, also_ours: str = '',
               along: Callable[[Any], Callable[[list], None]] | None = None) -> str | None:
-        """Set ``key`` to ``value`` unless set; return the holder if not ours.
-        ``along(pipe)`` adds commands of the caller's own to the first
-        round trip, before the claim, and returns what takes their replies."""
-        for attempt in range(_CLAIM_RETRIES):
-            # One round trip: try to set, and read whoever holds it.
+        """Set ``key`` to ``value`` unless another holds it; return that
+        holder. A holder starting with ``also_ours`` counts as ours and is
+        replaced. ``along(pipe)`` adds commands of the caller's own to the
+        same round trip, before the claim, and returns what takes their
+        replies."""
+        args = [value, ttl, also_ours]
+        if along is None:
+            holder = self._claim_script(keys=[key], args=args)
+        else:
             with self.client.pipeline(transaction=False) as pipe:
-                take_replies = along(pipe) if along is not None and attempt == 0 else None
-                pipe.set(key, value, nx=True, ex=ttl)
-                pipe.get(key)
-                *replies, was_set, holder = pipe.execute()
-            if take_replies is not None:
-                take_replies(replies)
-            if was_set:
-                return None
-            if holder is None:
-                continue  # expired or released in between: try again
-            holder = holder.decode() if isinstance(holder, bytes) else holder
-            return None if holder == value else holder
-        return None
+                take_replies = along(pipe)
+                queue_script(pipe, self._claim_script, [key], args)
+                *replies, holder = pipe.execute()
+            take_replies(replies)
+        return holder.decode() if isinstance(holder, bytes) else holder
 
     def ping(self) -> None:
         """Raise redis's ConnectionError unless the server answers."""
@@ -68,17 +80,18 @@ class RedisKeyStore:
         value = self.client.get(key)
         return value.decode() if isinstance(value, bytes) else value
 
-    def release(self, key: str, value: str) -> bool:
-        """Delete ``key`` if it still holds ``value``."""
-        return bool(self._if_held_script(keys=[key], args=[value, '', 0]))
+    def release(self, key: str, value: str, also_ours: str = '') -> bool:
+        """Delete ``key`` if it still holds ``value`` (or a value starting
+        with ``also_ours``)."""
+        return bool(self._if_held_script(keys=[key], args=[value, '', 0, also_ours]))
 
-    def queue_release(self, pipe: Any, key: str, value: str) -> None:
+    def queue_release(self, pipe: Any, key: str, value: str, also_ours: str = '') -> None:
         """``release``, added to a pipeline of this store's client."""
-        queue_script(pipe, self._if_held_script, [key], [value, '', 0])
+        queue_script(pipe, self._if_held_script, [key], [value, '', 0, also_ours])
 
     def replace(self, key: str, old: str, new: str, ttl: int) -> bool:
         """Set ``key`` to ``new`` if it still holds ``old``."""
-        return bool(self._if_held_script(keys=[key], args=[old, new, ttl]))
+        return bool(self._if_held_script(keys=[key], args=[old, new, ttl, '']))
 
     def push(self, key: str, item: str, maxlen: int) -> None:
         with self.client.pipeline() as pipe:
@@ -118,10 +131,10 @@ class MemoryKeyStore:
             return None
         return entry[0]
 
-    def claim(self, key: str, value: str, ttl: int) -> str | None:
+    def claim(self, key: str, value: str, ttl: int, also_ours: str = '') -> str | None:
         with self._lock:
             holder = self._live(key)
-            if holder is None or holder == value:
+            if holder is None or holder == value or (also_ours and holder.startswith(also_ours)):
                 self._values[key] = (value, time.monotonic() + ttl)
                 return None
             return holder
@@ -130,9 +143,11 @@ class MemoryKeyStore:
         with self._lock:
             return self._live(key)
 
-    def release(self, key: str, value: str) -> bool:
+    def release(self, key: str, value: str, also_ours: str = '') -> bool:
         with self._lock:
-            if self._live(key) != value:
+            holder = self._live(key)
+            if holder is None or holder != value and not (
+                    also_ours and holder.startswith(also_ours)):
                 return False
             del self._values[key]
             return True

@@ -100,11 +100,7 @@ class FleetCollector:
     def exports(self, store: Any) -> bool:
         """Whether this worker is the fleet's exporter now (taking the key
         when nobody holds it, keeping it alive while it does)."""
-        holder = store.claim(EXPORTER_KEY, self.hostname, EXPORTER_TTL)
-        if holder is not None:
-            return False
-        store.replace(EXPORTER_KEY, self.hostname, self.hostname, EXPORTER_TTL)
-        return True
+        return store.claim(EXPORTER_KEY, self.hostname, EXPORTER_TTL) is None
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily

@@ -43,6 +43,11 @@ class CuttingProxy:
             self._delivered = delivered
             self._refuse_for = refuse_for
 
+    @property
+    def refusing(self) -> bool:
+        """Whether new connections are refused now (``refuse_for``)."""
+        return time.monotonic() < self._refuse_until
+
     def close(self) -> None:
         self._closed = True
         self._listener.close()
@@ -53,7 +58,7 @@ class CuttingProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            if time.monotonic() < self._refuse_until:
+            if self.refusing:
                 client.close()
                 continue
             try:

@@ -90,7 +90,7 @@ def test_producer_takes_over_a_key_left_by_a_finished_task(store, state):
         now=1000.0) is None
     assert asked == ['task-1']
     assert dedup._sending_id(dedup.holder(store, 'k')) == 'task-2'
-    dedup.sent(store, 'k', 'task-2', 60, 1000.0)
+    assert dedup.claim(store, 'k', 'task-2', ttl=60) is None  # its worker starts it
     assert dedup.holder(store, 'k') == 'task-2'
 
 
@@ -98,9 +98,10 @@ def never(_task_id):
     raise AssertionError('a task being sent has no state to read')
 
 
-def test_a_send_in_progress_is_answered_with_its_id(store):
+def test_a_queued_task_is_answered_with_its_id(store):
     assert dedup.claim_for_producer(store, 'k', 'task-1', 60, never, now=1000.0) is None
-    assert dedup.claim_for_producer(store, 'k', 'task-2', 60, never, now=1010.0) == 'task-1'
+    assert dedup.claim_for_producer(store, 'k', 'task-2', 60, lambda _id: 'PENDING',
+                                    now=1010.0, message_gone=lambda _id: False) == 'task-1'
 
 
 @pytest.mark.parametrize('gone', [True, False, None])
@@ -109,14 +110,14 @@ def test_a_send_that_never_completed_is_taken_over_once_its_message_is_not_queue
     failed too, or the send's outcome was unknown (its reply was lost): the
     mark must not stand for a task that was never queued, nor be taken
     from one that was. With no way to look (``gone`` None), the grace
-    decides. The task taken over is forgotten (its outbox copy dropped)."""
+    stands. The task taken over is forgotten (its outbox copy dropped)."""
     assert dedup.claim_for_producer(store, 'k', 'task-1', 60, never, now=1000.0) is None
-    later = 1000.0 + dedup.SEND_GRACE + 1
+    later = 1000.0 + 1
     forgotten = []
     holder = dedup.claim_for_producer(
         store, 'k', 'task-2', 60, lambda _id: 'PENDING', now=later,
         message_gone=None if gone is None else (lambda _id: gone), forget=forgotten.append)
-    if gone is False:
+    if not gone:
         assert holder == 'task-1' and forgotten == []
         assert dedup._sending_id(dedup.holder(store, 'k')) == 'task-1'
     else:
@@ -124,14 +125,32 @@ def test_a_send_that_never_completed_is_taken_over_once_its_message_is_not_queue
         assert dedup._sending_id(dedup.holder(store, 'k')) == 'task-2'
 
 
-def test_a_worker_owns_a_key_still_marked_as_being_sent_for_it(store):
-    """The message may reach a worker before its producer clears the mark."""
-    assert dedup.claim_for_producer(store, 'k', 'task-1', 60, never, now=1000.0) is None
+def test_a_worker_owns_a_key_marked_as_being_sent_for_its_task(store):
+    """The mark stays until the task starts; its worker takes the key in
+    the same step, and renews its TTL."""
+    assert dedup.claim_for_producer(store, 'k', 'task-1', 5, never, now=1000.0) is None
     assert dedup.claim(store, 'k', 'task-1', ttl=60) is None
     assert dedup.holder(store, 'k') == 'task-1'
-    dedup.sent(store, 'k', 'task-1', 60, 1000.0)  # late: changes nothing
-    assert dedup.holder(store, 'k') == 'task-1'
+    if isinstance(store, RedisKeyStore):
+        assert 5 < store.client.ttl('k') <= 60
     assert dedup.claim(store, 'k', 'task-9', ttl=60) == 'task-1'
+
+
+def test_another_task_sees_the_id_behind_a_sending_mark(store):
+    assert dedup.claim_for_producer(store, 'k', 'task-1', 60, never, now=1000.0) is None
+    assert dedup.claim(store, 'k', 'task-2', ttl=60) == 'task-1'
+    assert dedup._sending_id(dedup.holder(store, 'k')) == 'task-1'
+
+
+def test_release_frees_a_key_still_marked_as_being_sent(store):
+    """A task refused before it started (or purged) holds its key only
+    through its producer's mark; ending it frees the key, and another
+    task's mark is left alone."""
+    assert dedup.claim_for_producer(store, 'k', 'task-1', 60, never, now=1000.0) is None
+    assert not dedup.release(store, 'k', 'task-2')
+    assert not dedup.release(store, 'k', 'task')  # a prefix of the id is not the id
+    assert dedup.release(store, 'k', 'task-1')
+    assert dedup.holder(store, 'k') is None
 
 
 def test_a_failed_send_drops_only_its_own_mark(store):

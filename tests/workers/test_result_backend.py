@@ -149,8 +149,9 @@ def _start(raw, backend, request, started: dict) -> int:
 
 
 def test_a_state_write_rides_in_the_job_key_claims_round_trip(redis_server, backend, raw):
-    """A worker stores STARTED in the pipeline that claims the job key: one
-    EVAL beside SET NX and GET, and no SCRIPT EXISTS of redis-py's own."""
+    """A worker stores STARTED in the pipeline that claims the job key: two
+    EVALs (the state, the claim) in one round trip, and no SCRIPT EXISTS of
+    redis-py's own."""
     store = RedisKeyStore(redis.Redis.from_url(redis_server.url(3)))
     task_id = str(uuid.uuid4())
     raw.config_resetstat()
@@ -162,7 +163,7 @@ def test_a_state_write_rides_in_the_job_key_claims_round_trip(redis_server, back
     holder = dedup.claim(store, 'spacer:job:t:1', task_id, 60, along=start_attempt)
     assert holder is None and replies == [1]
     stats = raw.info('commandstats')
-    assert stats['cmdstat_eval']['calls'] == 1 and 'cmdstat_script|exists' not in stats
+    assert stats['cmdstat_eval']['calls'] == 2 and 'cmdstat_script|exists' not in stats
     assert raw.get('spacer:job:t:1') == task_id.encode()
     stored = _stored(raw, backend, task_id)
     assert (stored['status'], stored['result']) == (states.STARTED, {'pid': 7, 'hostname': 'w@h'})
