@@ -3,10 +3,10 @@ Which install extra brings which package, said where it is missing.
 
 The base install (``pip install coralnet-spacer``) is a producer's: it
 submits messages and reads results. Extraction, training and storage need
-the ``worker`` extra, the main job's report the ``report`` extra. A module
-that needs them imports them inside ``extra_imports()``, so importing it
-without the extra fails with one line naming the extra, not a bare "No
-module named 'torch'".
+the ``worker`` extra, the main job's report the ``report`` extra, nvJPEG
+decoding on GPU hosts the ``gpu`` extra. A module that needs them imports
+them inside ``extra_imports()``, so importing it without the extra fails
+with one line naming the extra, not a bare "No module named 'torch'".
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ EXTRA_OF_PACKAGE = {
     'tqdm': 'worker',
     'prometheus_client': 'worker',
     'matplotlib': 'report',
+    'torchvision': 'gpu',
 }
 
 

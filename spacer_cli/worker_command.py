@@ -40,17 +40,24 @@ def pool_for(kinds: set[str], cpus: int, concurrency: int = 0,
 
 def celery_options(options: list[str]) -> list[str]:
     """Celery worker options given to ``spacer worker``, checked: a pool other
-    than prefork is refused with one line saying why."""
-    for i, option in enumerate(options):
-        name, _, value = option.partition('=')
-        if name in ('-P', '--pool'):
-            if not value:
-                value = options[i + 1] if i + 1 < len(options) else ''
-            if value != 'prefork':
-                raise SystemExit(
-                    f"spacer worker: --pool {value or '(none)'} is refused: only the prefork"
-                    f" pool enforces hard time limits, so spacer workers always use it"
-                    f" (see docs/operations.md).")
+    than prefork is refused with one line saying why. They are read by the
+    worker command's own parser, so every spelling Celery accepts (``-Psolo``,
+    ``-EP solo``, ``--pool=solo``) is seen; options Celery rejects are left to
+    its own message."""
+    import click
+    from celery.bin.worker import worker
+
+    context = click.Context(worker, info_name='worker', resilient_parsing=True)
+    try:
+        parsed, _, _ = worker.make_parser(context).parse_args(list(options))
+    except click.UsageError:
+        return options
+    pool = parsed.get('pool')
+    if pool is not None and pool != 'prefork':
+        raise SystemExit(
+            f"spacer worker: --pool {pool or '(none)'} is refused: only the prefork"
+            f" pool enforces hard time limits, so spacer workers always use it"
+            f" (see docs/operations.md).")
     return options
 
 

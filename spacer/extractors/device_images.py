@@ -18,6 +18,7 @@ from PIL import Image
 
 from spacer import config
 from spacer.exceptions import ConfigError
+from spacer.extras import extra_imports
 from spacer.storage.factory import storage_for
 from spacer.storage.images import load_pixels, open_image
 
@@ -46,8 +47,9 @@ def _ends_like_a_jpeg(data: bytes) -> bool:
 
 def decode_jpeg_on_device(data: bytes, device: str) -> Any:
     """An (H, W, 3) uint8 tensor on ``device``, decoded there by nvJPEG."""
-    import torch
-    from torchvision.io import ImageReadMode, decode_jpeg
+    with extra_imports():
+        import torch
+        from torchvision.io import ImageReadMode, decode_jpeg
 
     raw = torch.frombuffer(bytearray(data), dtype=torch.uint8)
     return decode_jpeg(raw, mode=ImageReadMode.RGB,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import time
 import urllib.request
@@ -14,7 +15,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import free_port
 from tests.deploy.project_files import ROOT
-from tests.conftest import wait_for_port
 from tests.deploy.services import (hostname, redis_server, spacer_worker,
                                    wait_until, worker_env)
 
@@ -44,8 +44,8 @@ def client(broker_url, monkeypatch):
     redis.Redis.from_url(broker_url).flushdb()
 
 
-def scrape(port: int) -> dict[tuple[str, tuple], float]:
-    with urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=10) as response:
+def scrape(port: int, host: str = '127.0.0.1') -> dict[tuple[str, tuple], float]:
+    with urllib.request.urlopen(f'http://{host}:{port}/metrics', timeout=10) as response:
         text = response.read().decode()
     samples = {}
     for family in text_string_to_metric_families(text):
@@ -171,41 +171,54 @@ def test_prefork_children_are_counted_by_the_parents_endpoint(broker_url, client
             ('spacer_queue_depth', dict(queue='classify'), 0)])
 
 
-def _listening(port: int) -> bool:
-    try:
-        wait_for_port(port, timeout=0.1)
-        return True
-    except RuntimeError:
-        return False
+def _listening(port: int, host: str = '127.0.0.1') -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex((host, port)) == 0
 
 
 def test_fleet_figures_come_from_one_worker_and_each_says_what_it_consumes(
         broker_url, client, tmp_path):
     """Two workers: queue depths and dead letters from exactly one of them
-    (sum() over the fleet is right), and each exports the queues it consumes.
-    The endpoints bind 127.0.0.1 unless METRICS_ADDR says otherwise."""
+    (sum() over the fleet is right), counting what is there, and each
+    exports the queues it consumes. An endpoint binds 127.0.0.1 unless
+    METRICS_ADDR says otherwise (here 127.0.0.2 for the second worker)."""
+    from workers import dead_letters
+    from workers.job_state_store import store_for
+    store = store_for(client.app)
+    for n in range(2):
+        dead_letters.push(store, dead_letters.make_entry(
+            f'task-{n}', 'spacer.classify_features', {}, 'OSError', 'disk failing'), 100)
+    addresses = ['127.0.0.1', '127.0.0.2']
     ports = [free_port(), free_port()]
     with ExitStack() as stack:
         for n, (port, queues) in enumerate(zip(ports, ('classify', 'train,classify'))):
-            env = worker_env(broker_url, METRICS_PORT=port)
+            settings = {'METRICS_PORT': port} if n == 0 else \
+                {'METRICS_PORT': port, 'METRICS_ADDR': addresses[n]}
+            env = worker_env(broker_url, **settings)
             log = tmp_path / f'worker{n}.log'
             stack.enter_context(spacer_worker(
                 ['--queues', queues, '--concurrency', '1', '--hostname', f'm{n}@%h'], env, log))
-            wait_until(lambda: _listening(port), 60, 'the metrics endpoint', log)
-        exported = [scrape(port) for port in ports]
+            wait_until(lambda: _listening(port, addresses[n]), 60, 'the metrics endpoint', log)
+        exported = [scrape(port, address) for port, address in zip(ports, addresses)]
         exporters = [n for n, samples in enumerate(exported)
                      if value(samples, 'spacer_dead_letters') is not None]
         assert len(exporters) == 1, exported
         assert all(value(s, 'spacer_queue_depth', queue='train') is None
                    for n, s in enumerate(exported) if n not in exporters)
+        exporter = (ports[exporters[0]], addresses[exporters[0]])
         assert value(exported[exporters[0]], 'spacer_queue_depth', queue='train') == 0
+        assert value(exported[exporters[0]], 'spacer_dead_letters') == 2
         assert value(exported[0], 'spacer_worker_consumes', queue='classify') == 1
         assert value(exported[0], 'spacer_worker_consumes', queue='train') is None
         assert value(exported[1], 'spacer_worker_consumes', queue='train') == 1
-        # The same worker keeps exporting from one scrape to the next.
-        assert value(scrape(ports[exporters[0]]), 'spacer_dead_letters') is not None
+        # The same worker keeps exporting from one scrape to the next, and
+        # reads the figures anew each time.
+        dead_letters.clear(store)
+        assert value(scrape(*exporter), 'spacer_dead_letters') == 0
         listening = _listening_addresses()
-        assert all(listening.get(port) == '127.0.0.1' for port in ports), listening
+        assert [listening.get(port) for port in ports] == addresses, listening
+        assert not _listening(ports[1], '127.0.0.1')
 
 
 def _listening_addresses() -> dict[int, str]:

@@ -63,11 +63,19 @@ def test_spacer_worker_passes_celery_options_through(redis_server, tmp_path):
     assert (autoscaler['max'], autoscaler['min']) == (2, 1)
 
 
-def test_spacer_worker_refuses_a_pool_without_time_limits_in_one_line(redis_server):
-    done = subprocess.run([str(SPACER), 'worker', '-Q', 'extract', '--pool', 'solo'],
+@pytest.mark.parametrize('spelling', [['--pool', 'solo'], ['-Psolo'], ['-EP', 'solo'],
+                                      ['--pool=solo']])
+def test_spacer_worker_refuses_a_pool_without_time_limits_in_one_line(redis_server, spelling):
+    done = subprocess.run([str(SPACER), 'worker', '-Q', 'extract', *spelling],
                           env=worker_env(redis_server.url(6)), cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         "spacer worker: --pool solo is refused: only the prefork pool enforces hard time"
         " limits, so spacer workers always use it (see docs/operations.md)."]
+
+
+@pytest.mark.parametrize('options', [['-Ofair', '-E'], ['-n', 'aPsolo@host'], ['-P', 'prefork']])
+def test_options_that_name_no_other_pool_pass(options):
+    from spacer_cli.worker_command import celery_options
+    assert celery_options(options) == options
