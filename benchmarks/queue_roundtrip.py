@@ -8,7 +8,10 @@ Prints
   through the embedded in-process worker; beside Celery's built-in trivial
   task through the same worker (the floor);
 - throughput of 1000 such tasks submitted at once, with 1 and 2 worker
-  processes (prefork pool, -c 1 and -c 2).
+  processes (prefork pool, -c 1 and -c 2);
+- what a cold start costs: in a fresh process, importing the task code,
+  then the first and the second call; through a worker, the first task
+  once the worker says it is ready.
 
     .venv/bin/python benchmarks/queue_roundtrip.py
     .venv/bin/python benchmarks/queue_roundtrip.py --points 200 --runs 300 --bulk 1000
@@ -87,6 +90,39 @@ def direct_latency(message, runs: int) -> list[float]:
     return out
 
 
+FRESH_PROCESS = r'''
+import json, sys, time
+t0 = time.perf_counter()
+from spacer.messages import ClassifyFeaturesMsg
+from spacer.tasks import classify_features
+t1 = time.perf_counter()
+classify_features(ClassifyFeaturesMsg.deserialize(json.loads(sys.argv[1])))
+t2 = time.perf_counter()
+classify_features(ClassifyFeaturesMsg.deserialize(json.loads(sys.argv[1])))
+t3 = time.perf_counter()
+print(json.dumps([t1 - t0, t2 - t1, t3 - t2]))
+'''
+
+
+def fresh_process(message) -> list[float]:
+    """(import, first call, second call) seconds of classify_features in a
+    new Python process, as a web worker calling it inline pays them."""
+    import json
+    import subprocess
+    done = subprocess.run([sys.executable, '-c', FRESH_PROCESS,
+                           json.dumps(message.serialize())],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def first_task(client, message, tag: str) -> float:
+    """Round trip of the first task a worker serves once it is ready: what
+    its warm start leaves to pay (loading the classifier)."""
+    t0 = time.perf_counter()
+    client.wait(client.submit('classify_features', message(f'{tag}-first')), 60)
+    return time.perf_counter() - t0
+
+
 def queue_latency(client, message, runs: int, tag: str) -> list[float]:
     client.wait(client.submit('classify_features', message(f'{tag}-warm')), 60)
     out = []
@@ -142,6 +178,9 @@ def main() -> None:
             print(f"classify_features, {args.points} points x {args.dim} features, "
                   f"LR classifier, filesystem storage")
             print(f"  direct call        {summary(direct_latency(message, args.runs))}")
+            imported, first, second = fresh_process(message('fresh'))
+            print(f"  fresh process      import {imported:.2f} s, then the first call"
+                  f" {first * 1000:.1f} ms, the second {second * 1000:.1f} ms")
 
             from dataclasses import replace
 
@@ -160,6 +199,8 @@ def main() -> None:
                     time.sleep(1.0)
                     client = client_for(url)
                     if processes == 1:
+                        print(f"  first task on a worker just started "
+                              f"{first_task(client, message, 'q') * 1000:7.2f} ms")
                         floor = trivial_latency(client, args.runs)
                         print(f"  trivial task       {summary(floor)}   (Redis, 1 worker: the floor)")
                         lat = queue_latency(client, message, args.runs, 'q')

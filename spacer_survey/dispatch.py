@@ -17,6 +17,7 @@ from workers import control, routing
 
 WAIT_TICK = 0.5   # seconds between on_wait calls while a task runs
 CONSUMERS_TIMEOUT = 2.0  # seconds the live workers have to say which queues they consume
+CONSUMERS_RECHECK = 30.0  # seconds between looks at the consumers while tasks wait
 
 
 class Dispatcher(Protocol):
@@ -45,7 +46,8 @@ class QueueDispatcher:
     def __init__(self, client: Any = None, timeout: float | None = None):
         self.client = producer_client if client is None else client
         self.timeout = timeout
-        self._queues_checked: set[str] = set()
+        self._unconsumed: set[str] = set()  # queues warned about, still without a worker
+        self._checked_at: dict[str, float] = {}
 
     def _client_object(self) -> Any:
         client = self.client
@@ -60,31 +62,49 @@ class QueueDispatcher:
 
     def _submit(self, task_name: str, message: Any) -> str:
         task_id = self.client.submit(task_name, message)
-        self._warn_if_unconsumed(task_name)
+        self._watch_consumers(task_name, force=task_name not in self._checked_at)
         return task_id
 
-    def _warn_if_unconsumed(self, task_name: str) -> None:
-        """Say so, once per queue, when no live worker consumes the queue a
-        task was sent to: otherwise the job would wait without a word."""
+    def _watch_consumers(self, task_name: str, force: bool = False) -> None:
+        """Warn when no live worker consumes the queue of ``task_name``:
+        at its first submit, then every CONSUMERS_RECHECK seconds while its
+        tasks wait (the last worker may die mid-job). Once per loss: the
+        warning comes again only after a worker has consumed it since."""
         client = self._client_object()
-        queue = client.settings.queues[routing.kind_for(task_name)]
-        if queue in self._queues_checked or client.settings.embedded:
+        if client.settings.embedded:
             return
-        self._queues_checked.add(queue)
+        now = time.monotonic()
+        if not force and now - self._checked_at.get(task_name, now) < CONSUMERS_RECHECK:
+            return
+        self._checked_at[task_name] = now
+        kind = routing.kind_for(task_name)
+        queue = client.settings.queues[kind]
         try:
             consumed = control.consumers(client.app, CONSUMERS_TIMEOUT).get(queue)
         except Exception:  # noqa: BLE001 - cannot tell; waiting reports broker faults
             return
-        if not consumed:
-            kind = routing.kind_for(task_name)
+        if consumed:
+            self._unconsumed.discard(queue)
+        elif queue not in self._unconsumed:
+            self._unconsumed.add(queue)
             print(f"spacer: warning: no live worker consumes the {queue!r} queue; its"
                   f" tasks wait until one starts (spacer worker --queues {kind}).",
                   file=sys.stderr, flush=True)
 
     def _wait(self, task_name: str, task_id: str,
-              timeout: float | None = None) -> Any:
-        return _as_return_message(
-            task_name, self.client.wait(task_id, timeout or self.timeout))
+              on_wait: Callable[[dict | None], None] | None = None) -> Any:
+        """The task's return message, waiting in ticks: between them the
+        consumers are watched and ``on_wait`` hears the task's progress."""
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while True:
+            try:
+                return _as_return_message(task_name, self.client.wait(task_id, WAIT_TICK))
+            except TimeoutError:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise
+            self._watch_consumers(task_name)
+            if on_wait is not None:
+                on_wait(self.client.result(task_id).progress)
 
     def run_all(self, task_name: str, messages: Iterable[Any]
                 ) -> Iterator[Any]:
@@ -97,14 +117,4 @@ class QueueDispatcher:
 
     def run_one(self, task_name: str, message: Any,
                 on_wait: Callable[[dict | None], None] | None = None) -> Any:
-        task_id = self._submit(task_name, message)
-        if on_wait is None:
-            return self._wait(task_name, task_id)
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        while True:
-            try:
-                return self._wait(task_name, task_id, WAIT_TICK)
-            except TimeoutError:
-                if deadline is not None and time.monotonic() > deadline:
-                    raise
-                on_wait(self.client.result(task_id).progress)
+        return self._wait(task_name, self._submit(task_name, message), on_wait)

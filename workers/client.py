@@ -299,7 +299,7 @@ class Client:
         except BROKER_FAULTS as e:
             raise BrokerUnavailableError(
                 self.app.conf.result_backend or self.app.conf.broker_write_url, e,
-                consequence=None) from e
+                consequence=None, what='result backend') from e
         return {task_id: task_result(task_id, backend.decode_result(value) if value
                                      else {'status': states.PENDING, 'result': None})
                 for task_id, value in zip(ids, values)}

@@ -86,12 +86,13 @@ class DuplicateJobError(Exception):
 class BrokerUnavailableError(ConnectionError):
     """The producer could not reach the broker (or the Redis its dedup and
     results use) within BROKER_CONNECT_TIMEOUT: nothing was queued, so the
-    caller may submit again later. Names the URL without its password."""
+    caller may submit again later. Names what it could not reach ('broker',
+    'result backend') and its URL without the password."""
 
     def __init__(self, url: str, cause: BaseException,
-                 consequence: str | None = 'nothing was queued'):
+                 consequence: str | None = 'nothing was queued', what: str = 'broker'):
         from kombu.utils.url import maybe_sanitize_url
         self.url = maybe_sanitize_url(url)
         after = f": {consequence}" if consequence else ''
-        super().__init__(f"Cannot reach the broker at {self.url}{after}"
+        super().__init__(f"Cannot reach the {what} at {self.url}{after}"
                          f" ({type(cause).__name__}: {cause}).")

@@ -47,4 +47,5 @@ def ensure_reachable(app: Any) -> None:
         try:
             _ping_redis(backend, timeout)
         except Exception as e:  # noqa: BLE001
-            raise BrokerUnavailableError(backend, e, consequence=None) from e
+            raise BrokerUnavailableError(backend, e, consequence=None,
+                                         what='result backend') from e

@@ -89,3 +89,38 @@ def test_run_with_s3_storage_needs_no_shared_disk(tiny_survey, default_choice, m
         assert not (output / 'features').exists()
     finally:
         redis.stop()
+
+
+def test_run_warns_when_no_live_worker_consumes_the_train_queue(tiny_survey, default_choice,
+                                                                tmp_path):
+    """No silent waits: with workers for extraction and classification only,
+    `spacer run` extracts, then says that nothing consumes `train` instead
+    of waiting without a word. The run is stopped once it has said so."""
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        env = worker_env(redis.url(0))
+        weights = default_choice.extractor.data_locations['weights'].key
+        with workers(('no-train', 'extract,classify', env, tmp_path)) as (worker,):
+            run = subprocess.Popen(
+                [str(SPACER), 'run', str(tiny_survey.images_dir),
+                 str(tiny_survey.annotations_csv), '--points', str(tiny_survey.points_csv),
+                 '-o', str(tmp_path / 'out'), '--weights', weights, '--split', 'points',
+                 '--epochs', '3', '-q'],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            said = []
+            try:
+                while not said or said[-1].startswith('Training'):
+                    said.append(run.stderr.readline().strip())  # '' at its end
+            finally:
+                run.terminate()
+                run.wait(30)
+            log = worker.log_text()
+        # The line that announces the training, then the warning.
+        assert said[0].startswith('Training a MLP classifier'), said
+        assert said[1:] == ["spacer: warning: no live worker consumes the 'train' queue;"
+                            " its tasks wait until one starts"
+                            " (spacer worker --queues train)."], (said, log[-3000:])
+        assert log.count('spacer.extract_features[') >= 8  # extraction ran first
+    finally:
+        redis.stop()

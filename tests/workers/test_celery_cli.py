@@ -63,6 +63,45 @@ def test_spacer_worker_passes_celery_options_through(redis_server, tmp_path):
     assert (autoscaler['max'], autoscaler['min']) == (2, 1)
 
 
+def test_failure_events_name_the_real_exception_class(redis_server, tmp_path):
+    """What Flower shows of a failure is the task-failed event's
+    ``exception`` field: it names the error's own class, not RemoteError."""
+    import threading
+
+    url = redis_server.url(6)
+    client = client_for(url)
+    failed = []
+    ready = threading.Event()
+    receivers = []
+
+    def listen() -> None:
+        with client.app.connection_for_read() as conn:
+            receiver = client.app.events.Receiver(
+                conn, handlers={'task-failed': failed.append,
+                                '*': lambda _event: ready.set()})
+            receivers.append(receiver)
+            try:
+                receiver.capture(limit=None, timeout=60, wakeup=True)
+            except Exception:  # noqa: BLE001 - the timeout (socket.timeout) ends it
+                pass
+
+    scenario = Scenario('filesystem', str(tmp_path), n_images=1)
+    scenario.put_images()
+    with workers(('evented', 'extract', worker_env(url), tmp_path, '-E')):
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        wait_until(ready.is_set, 30, "the worker's first event (heartbeat)")
+        bad_msg = scenario.extract_msg(0)
+        bad_msg.job_token, bad_msg.image_loc = 'bad', scenario.loc('absent.png')
+        bad = client.submit('extract_features', bad_msg)
+        assert client.wait_result(bad, 60).state == 'FAILURE'
+        wait_until(lambda: any(e['uuid'] == bad for e in failed), 20, 'the task-failed event')
+        receivers[0].should_stop = True
+        listener.join(10)
+    event = next(e for e in failed if e['uuid'] == bad)
+    assert event['exception'].startswith('FileNotFoundError('), event['exception']
+
+
 @pytest.mark.parametrize('spelling', [['--pool', 'solo'], ['-Psolo'], ['-EP', 'solo'],
                                       ['--pool=solo']])
 def test_spacer_worker_refuses_a_pool_without_time_limits_in_one_line(redis_server, spelling):

@@ -52,3 +52,31 @@ def test_a_queue_no_live_worker_consumes_is_named_within_seconds(redis_server, t
     assert 'no live worker' not in lines['extract']
     consumers = json.loads(shown.stdout)['consumers']
     assert consumers['train'] == [] and len(consumers['extract']) == 1
+
+
+def test_a_queue_that_loses_its_last_worker_while_tasks_wait_is_named(
+        redis_server, tmp_path, capsys, monkeypatch):
+    """The consumers are looked at again while tasks wait (every
+    CONSUMERS_RECHECK seconds, 1 s here): a worker that stops answering
+    after the first submit (a hung host: SIGSTOP) is named, once."""
+    from spacer_survey import dispatch
+    monkeypatch.setattr(dispatch, 'CONSUMERS_RECHECK', 1.0)
+    url = redis_server.url(10)
+    scenario = Scenario('filesystem', str(tmp_path))
+    scenario.put_images()
+    with workers(('hung', 'extract', worker_env(url), tmp_path)) as (worker,):
+        dispatcher = QueueDispatcher(client_for(url), timeout=8)
+        assert dispatcher.run_one('extract_features', scenario.extract_msg(0)).runtime >= 0
+        assert capsys.readouterr().err == ''
+        worker.pause()
+        try:
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                dispatcher.run_one('extract_features', scenario.extract_msg(1))
+            took = time.monotonic() - started
+        finally:
+            worker.resume()
+    assert capsys.readouterr().err.strip() == (
+        "spacer: warning: no live worker consumes the 'extract' queue; its tasks wait"
+        " until one starts (spacer worker --queues extract).")
+    assert took < 15
