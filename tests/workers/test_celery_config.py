@@ -61,6 +61,31 @@ def test_celery_broker_url_alone_queues_on_that_broker_and_starts_no_worker_here
     assert scenario.check_features(0).feat.shape[0] == len(scenario.extract_msg(0).rowcols)
 
 
+def test_celery_result_backend_keeps_the_results_apart_from_the_broker(
+        clean_env, redis_server, tmp_path):
+    """CELERY_BROKER_URL and CELERY_RESULT_BACKEND naming two databases: the
+    messages go to one, the results to the other, on the
+    producer's side and the worker's alike."""
+    import redis
+    from workers.client import Client
+    broker, backend = redis_server.url(7), redis_server.url(8)
+    env = worker_env(broker)
+    for name in ('SPACER_BROKER_URL', 'SPACER_RESULT_BACKEND'):
+        env.pop(name)
+    env.update(CELERY_BROKER_URL=broker, CELERY_RESULT_BACKEND=backend)
+    clean_env.setenv('CELERY_BROKER_URL', broker)
+    clean_env.setenv('CELERY_RESULT_BACKEND', backend)
+    scenario = Scenario('filesystem', str(tmp_path), n_images=1)
+    scenario.put_images()
+    with workers(('apart', 'extract', env, tmp_path)):
+        client = Client(_app())
+        task_id = client.submit('extract_features', scenario.extract_msg(0))
+        assert 'runtime' in client.wait(task_id, 60)
+    result_key = f'celery-task-meta-{task_id}'.encode()
+    assert redis.Redis.from_url(backend).exists(result_key)
+    assert not redis.Redis.from_url(broker).exists(result_key)
+
+
 def test_spacer_names_win_and_an_embedded_app_never_touches_the_celery_broker(
         clean_env, redis_server, tmp_path):
     import redis
