@@ -68,7 +68,7 @@ def test_celery_result_backend_keeps_the_results_apart_from_the_broker(
     producer's side and the worker's alike."""
     import redis
     from workers.client import Client
-    broker, backend = redis_server.url(7), redis_server.url(8)
+    broker, backend = redis_server.url(11), redis_server.url(12)  # this test's alone
     env = worker_env(broker)
     for name in ('SPACER_BROKER_URL', 'SPACER_RESULT_BACKEND'):
         env.pop(name)
