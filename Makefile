@@ -31,8 +31,13 @@ services:
 		sleep 1; \
 	fi
 
+# Four pytest processes, a test module to each: most fleet tests wait on
+# workers, heartbeats and time limits, so their waits overlap even on two
+# cores. TEST_PROCESSES=0 runs everything in this one process.
+TEST_PROCESSES ?= 4
+
 test: venv services
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_PROCESSES) --dist loadfile
 
 # The fleet as containers on this machine, from nothing: a private Docker
 # engine, images built here, the compose stack, scaling, a worker killed

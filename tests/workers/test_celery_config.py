@@ -14,7 +14,7 @@ import pytest
 
 from spacer import config
 from tests.workers.scenario import Scenario
-from tests.workers.services import ROOT, workers, worker_env
+from tests.workers.services import ROOT, wait_until, workers, worker_env
 
 pytestmark = [pytest.mark.integration]
 
@@ -56,7 +56,9 @@ def test_celery_broker_url_alone_queues_on_that_broker_and_starts_no_worker_here
         assert 'runtime' in client.wait(client.submit('extract_features',
                                                       scenario.extract_msg(0)), 60)
         assert id(app) not in embedded._workers
-        answering = {name for reply in app.control.ping(timeout=1.0) for name in reply}
+        answering = wait_until(
+            lambda: {name for reply in app.control.ping(timeout=1.0) for name in reply},
+            30, 'a worker to answer the ping')
     assert answering == {started[0].name}
     assert scenario.check_features(0).feat.shape[0] == len(scenario.extract_msg(0).rowcols)
 

@@ -62,7 +62,10 @@ def test_all_five_tasks_with_s3_storage(client, s3_settings):
 
 
 def test_each_kind_of_task_ran_only_on_its_kind_of_worker(client, fleet):
-    stats = client.app.control.inspect(timeout=2).stats() or {}
+    def both_answer():
+        stats = client.app.control.inspect(timeout=2).stats() or {}
+        return stats if {fleet['extract'].name, fleet['cpu'].name} <= set(stats) else None
+    stats = wait_until(both_answer, 30, 'both workers to send their stats')
     extract_ran = stats[fleet['extract'].name]['total']
     cpu_ran = stats[fleet['cpu'].name]['total']
     assert set(extract_ran) <= {'spacer.extract_features', 'spacer.classify_image'}

@@ -26,13 +26,16 @@ def test_a_queue_no_live_worker_consumes_is_named_within_seconds(redis_server, t
     scenario = Scenario('filesystem', str(tmp_path))
     scenario.put_images()
     with workers(('lonely', 'extract', env, tmp_path)):
-        dispatcher = QueueDispatcher(client_for(url), timeout=4)
+        # A generous wait for the extractions (a busy machine is slow), a
+        # short one for the training that nothing consumes.
+        dispatcher = QueueDispatcher(client_for(url), timeout=120)
         for returned in dispatcher.run_all('extract_features',
                                            [scenario.extract_msg(i)
                                             for i in range(scenario.n_images)]):
             assert returned.runtime >= 0
         assert capsys.readouterr().err == ''
 
+        dispatcher.timeout = 4
         started = time.monotonic()
         with pytest.raises(TimeoutError):
             dispatcher.run_one('train_classifier', scenario.train_msg(), on_wait=lambda _: None)
@@ -65,9 +68,10 @@ def test_a_queue_that_loses_its_last_worker_while_tasks_wait_is_named(
     scenario = Scenario('filesystem', str(tmp_path))
     scenario.put_images()
     with workers(('hung', 'extract', worker_env(url), tmp_path)) as (worker,):
-        dispatcher = QueueDispatcher(client_for(url), timeout=8)
+        dispatcher = QueueDispatcher(client_for(url), timeout=120)
         assert dispatcher.run_one('extract_features', scenario.extract_msg(0)).runtime >= 0
         assert capsys.readouterr().err == ''
+        dispatcher.timeout = 8
         worker.pause()
         try:
             started = time.monotonic()
