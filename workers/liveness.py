@@ -10,7 +10,9 @@ its main process, a host lost), only that timeout would recover its tasks.
 Here every worker on Redis:
 
 - keeps a heartbeat key, ``spacer:worker:<hostname>``, alive
-  (``DEAD_WORKER_AFTER`` seconds of TTL, renewed four times as often);
+  (``DEAD_WORKER_AFTER`` seconds of TTL, renewed four times as often), and
+  enters itself in the roll of workers (``spacer:workers``, hostname ->
+  this run of it), leaving it when it stops;
 - records, for each message it receives, which worker holds it
   (``spacer:holder:<task id>``, as long as the visibility timeout), in the
   transaction where kombu records the message as unacknowledged
@@ -24,7 +26,13 @@ Here every worker on Redis:
 - notices when Redis restarted (its ``run_id`` changed) or could not be
   reached, and ``DEAD_WORKER_AFTER`` seconds later, once the fleet has
   settled, has one worker audit the outbox (``workers.outbox``): messages
-  Redis lost in the fault are sent again.
+  Redis lost in the fault are sent again;
+- audits the outbox at once when a worker on the roll has stopped beating
+  (one worker takes it off the roll), or when it finds its own hostname on
+  the roll under an earlier run (that run died; a restarted container keeps
+  its hostname). A worker killed between popping a message (BRPOP) and
+  recording it as unacknowledged took it from Redis with nothing left to
+  restore: seen once in a batch of 200 with a kill -9 of a main process.
 
 The message keeps its task id: the client waiting on it sees it run again,
 and dedup keeps answering that id. A worker that was only paused longer
@@ -35,6 +43,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -49,6 +58,16 @@ from workers.redis_transport import HOLDER_PREFIX
 logger = logging.getLogger(__name__)
 
 WORKER_PREFIX = 'spacer:worker:'
+ROLL = 'spacer:workers'  # hash: hostname -> which run of it (pid@start time)
+
+# Take a worker off the roll only if the roll still names the same run of it:
+# the reaper that succeeds is the one that audits for it.
+_STRIKE_OFF_SCRIPT = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+    return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
 
 
 class Liveness:
@@ -66,26 +85,38 @@ class Liveness:
             app.conf.broker_write_url, socket_timeout=10,
             socket_connect_timeout=config.get('BROKER_CONNECT_TIMEOUT'))
         self.stopped = threading.Event()
+        self.run = f'{os.getpid()}@{time.time():.6f}'  # this run of the worker, on the roll
         self.run_id: str | None = None  # Redis's, as last seen
         self.fault_seen_at: float | None = None  # an outbox audit is due after it
         self.threads = [
             threading.Thread(target=self._every, args=(self.dead_after / 4, self.beat),
                              name='spacer-heartbeat', daemon=True),
-            threading.Thread(target=self._every, args=(self.dead_after / 2, self.reap),
+            threading.Thread(target=self._every, args=(self.dead_after / 2, self.reap_round),
                              name='spacer-reaper', daemon=True),
             threading.Thread(target=self._every, args=(self.dead_after / 4, self.audit_if_due),
                              name='spacer-outbox-audit', daemon=True)]
 
     def start(self) -> None:
+        earlier = _text(self.client.hget(ROLL, self.hostname))
         self.beat()
+        if earlier is not None and earlier != self.run:
+            try:
+                self._worker_lost(self.hostname, 'an earlier run of this worker ended'
+                                  ' without stopping')
+            except Exception:  # noqa: BLE001 - audited after the fault instead
+                logger.warning("Could not audit the outbox; trying again later.",
+                               exc_info=True)
         for thread in self.threads:
             thread.start()
 
     def stop(self) -> None:
         self.stopped.set()
         try:
-            self.client.delete(WORKER_PREFIX + self.hostname)
-        except Exception:  # noqa: BLE001 - the key expires anyway
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.delete(WORKER_PREFIX + self.hostname)
+                pipe.eval(_STRIKE_OFF_SCRIPT, 1, ROLL, self.hostname, self.run)
+                pipe.execute()
+        except Exception:  # noqa: BLE001 - the key expires; the roll entry is struck off
             pass
 
     def _every(self, seconds: float, work: Any) -> None:
@@ -98,7 +129,12 @@ class Liveness:
 
     def beat(self) -> None:
         try:
-            self.client.set(WORKER_PREFIX + self.hostname, '1', ex=self.dead_after)
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.set(WORKER_PREFIX + self.hostname, '1', ex=self.dead_after)
+                pipe.hset(ROLL, self.hostname, self.run)
+                # Gone a while after the last worker stops, like every key of ours.
+                pipe.expire(ROLL, self.settings.visibility_timeout)
+                pipe.execute()
             run_id = self.client.info('server').get('run_id')
         except Exception:
             self._fault_seen()
@@ -126,6 +162,38 @@ class Liveness:
             self._fault_seen()  # try again next time
             self.client.delete(outbox.AUDIT_LOCK)
             raise
+
+    def _worker_lost(self, hostname: str, why: str) -> list[str]:
+        """Audit the outbox now for a worker that died: a message it had
+        popped but not yet recorded is in no queue and held by no one. Its
+        recorded messages are still unacknowledged (the reaper returns
+        them), so the audit leaves them be. Ids sent again."""
+        logger.warning("Worker %s is gone (%s); looking for messages it took unrecorded.",
+                       hostname, why)
+        # The audit lock is not taken: it keeps the workers that saw one
+        # Redis fault from auditing it each; this worker alone saw this loss.
+        try:
+            return outbox.audit(self.app, self.client, sent_before=time.time())
+        except Exception:
+            self._fault_seen()  # the audit after a fault covers it
+            raise
+
+    def reap_round(self) -> list[str]:
+        """The reaper thread's work: dead workers' messages back to their
+        queues, then the dead struck off the roll. Ids restored or sent again."""
+        return self.reap() + self.strike_off_dead()
+
+    def strike_off_dead(self) -> list[str]:
+        """Take the workers whose heartbeat expired off the roll (the one
+        reaper that does audits for them). Ids sent again."""
+        resent = []
+        for hostname, run in self.client.hgetall(ROLL).items():
+            hostname, run = _text(hostname), _text(run)
+            if hostname == self.hostname or self._alive(hostname):
+                continue
+            if self.client.eval(_STRIKE_OFF_SCRIPT, 1, ROLL, hostname, run):
+                resent += self._worker_lost(hostname, 'it stopped beating')
+        return resent
 
     def hold(self, task_id: str) -> None:
         """Record this worker as the holder of a task's message (the
@@ -200,11 +268,14 @@ class Liveness:
             return None  # not a task message of ours: left to the visibility timeout
 
     def _holder(self, task_id: str) -> str | None:
-        holder = self.client.get(HOLDER_PREFIX + task_id)
-        return holder.decode() if isinstance(holder, bytes) else holder
+        return _text(self.client.get(HOLDER_PREFIX + task_id))
 
     def _alive(self, hostname: str) -> bool:
         return bool(self.client.exists(WORKER_PREFIX + hostname))
+
+
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _tracked_task_ids() -> set[str]:

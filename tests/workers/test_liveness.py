@@ -142,3 +142,21 @@ def test_a_process_that_holds_nothing_records_no_holder(app, take_one):
     client = redis.Redis.from_url(app.conf.broker_url)
     assert client.get(f'spacer:holder:{task_id}') is None
     assert client.hexists('unacked', tag)
+
+
+def test_a_dead_worker_is_struck_off_the_roll_by_one_reaper_only(app, monkeypatch):
+    from workers import liveness
+    audits = []
+    monkeypatch.setattr(liveness.outbox, 'audit', lambda *_a, **_kw: audits.append(1) or [])
+    client = redis.Redis.from_url(app.conf.broker_url)
+    dead, first, second = (liveness.Liveness(app, name) for name in (OTHER, ME, 'third@host'))
+    for worker in (dead, first, second):
+        worker.beat()
+    assert first.strike_off_dead() == [] and audits == []
+    client.delete(f'spacer:worker:{OTHER}')  # its heartbeat lapsed
+    first.strike_off_dead()
+    second.strike_off_dead()
+    assert audits == [1]
+    assert client.hgetall(liveness.ROLL).keys() == {ME.encode(), b'third@host'}
+    first.stop()
+    assert client.hgetall(liveness.ROLL).keys() == {b'third@host'}

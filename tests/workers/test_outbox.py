@@ -2,11 +2,14 @@
 workers.outbox with real Redis and a real worker: a message Redis lost
 (taken off its queue by a BRPOP whose reply never arrived: here, an RPOP
 nobody reads) is sent again by the audit under its own task id and runs
-once; messages still queued are left alone; copies of ended tasks go.
+once; messages still queued are left alone; copies of ended tasks go. The
+same for a message a worker took just before it died: a live worker
+audits once it sees the worker gone.
 """
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections import Counter
 
@@ -15,7 +18,7 @@ import redis
 
 from tests.workers.scenario import Scenario
 from tests.workers.services import client_for, wait_until, workers, worker_env
-from workers import outbox
+from workers import liveness, outbox
 
 pytestmark = [pytest.mark.integration]
 
@@ -46,3 +49,57 @@ def test_a_message_the_broker_lost_is_sent_again_once(redis_server, tmp_path):
     assert broker.hlen(outbox.COPIES) == 0 and broker.zcard(outbox.SENT) == 0
     for i in range(3):
         assert scenario.check_features(i).feat.shape[0] == scenario.points
+
+
+def _lose_the_oldest(broker) -> str:
+    """Pop the oldest extract message as a worker's BRPOP does, and record
+    it nowhere (the worker dies before kombu records it as unacknowledged);
+    its task id."""
+    lost = broker.rpop('extract')
+    return re.search(rb'"id": "([0-9a-f-]+)"', lost).group(1).decode()
+
+
+def test_a_message_a_dead_worker_took_unrecorded_is_sent_again(redis_server, tmp_path):
+    """Seen once in a batch of 200 with a kill -9 of a worker's main process:
+    the killed worker had popped a message and not yet recorded it. A live
+    worker strikes the dead one off the roll and audits at once."""
+    url = redis_server.url(11)
+    client = client_for(url)
+    broker = redis.Redis.from_url(url)
+    scenario = Scenario('filesystem', str(tmp_path), n_images=2)
+    scenario.put_images()
+    ids = [client.submit('extract_features', scenario.extract_msg(i)) for i in range(2)]
+    assert _lose_the_oldest(broker) == ids[0]
+    broker.hset(liveness.ROLL, 'ghost@host', '1@0')  # on the roll, no heartbeat
+    env = worker_env(url, DEAD_WORKER_AFTER=5)
+    with workers(('survivor', 'extract', env, tmp_path)) as (survivor,):
+        for task_id in ids:
+            assert 'runtime' in client.wait(task_id, 60)
+        wait_until(lambda: survivor.log_text().count('succeeded') == 2, 10,
+                   'two success lines')
+        roll = broker.hgetall(liveness.ROLL)
+    log = survivor.log_text()
+    assert 'Worker ghost@host is gone (it stopped beating)' in log
+    assert f'Task {ids[0]}: its message was lost by the broker' in log
+    assert roll.keys() == {survivor.name.encode()}
+
+
+def test_a_restarted_worker_looks_for_what_its_earlier_run_took(redis_server, tmp_path):
+    """A container restarted after a kill keeps its hostname: its heartbeat
+    never lapses for the others to see, so the worker itself, finding its
+    name on the roll under another run, audits as it starts (well before
+    DEAD_WORKER_AFTER, 60 s here)."""
+    url = redis_server.url(12)
+    client = client_for(url)
+    broker = redis.Redis.from_url(url)
+    scenario = Scenario('filesystem', str(tmp_path), n_images=1)
+    scenario.put_images()
+    task_id = client.submit('extract_features', scenario.extract_msg(0))
+    assert _lose_the_oldest(broker) == task_id
+    broker.hset(liveness.ROLL, f'again@{socket.gethostname()}', '1@0')
+    started_at = time.monotonic()
+    with workers(('again', 'extract', worker_env(url), tmp_path)) as (worker,):
+        assert 'runtime' in client.wait(task_id, 60)
+    assert time.monotonic() - started_at < 50
+    assert 'an earlier run of this worker ended without stopping' in worker.log_text()
+    assert broker.hlen(liveness.ROLL) == 0  # struck itself off as it stopped
