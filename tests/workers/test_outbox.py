@@ -23,17 +23,30 @@ from workers import liveness, outbox
 pytestmark = [pytest.mark.integration]
 
 
+def queued_survey(url: str, tmp_path, n_images: int):
+    """n extractions queued on ``url`` with no worker yet: (client, the
+    broker's Redis, the scenario, their task ids)."""
+    client = client_for(url)
+    scenario = Scenario('filesystem', str(tmp_path), n_images=n_images)
+    scenario.put_images()
+    ids = [client.submit('extract_features', scenario.extract_msg(i)) for i in range(n_images)]
+    return client, redis.Redis.from_url(url), scenario, ids
+
+
+def lose_the_oldest(broker) -> str:
+    """Pop the oldest extract message as a worker's BRPOP does and record
+    it nowhere (the reply never arrived, or the worker died before kombu
+    recorded it as unacknowledged); its task id."""
+    lost = broker.rpop('extract')
+    return re.search(rb'"id": "([0-9a-f-]+)"', lost).group(1).decode()
+
+
 def test_a_message_the_broker_lost_is_sent_again_once(redis_server, tmp_path):
     url = redis_server.url(10)
-    client = client_for(url)
-    broker = redis.Redis.from_url(url)
-    scenario = Scenario('filesystem', str(tmp_path), n_images=3)
-    scenario.put_images()
-    ids = [client.submit('extract_features', scenario.extract_msg(i)) for i in range(3)]
+    client, broker, scenario, ids = queued_survey(url, tmp_path, 3)
     assert broker.hlen(outbox.COPIES) == 3
 
-    lost = broker.rpop('extract')  # the oldest message, popped and never delivered
-    lost_id = re.search(rb'"id": "([0-9a-f-]+)"', lost).group(1).decode()
+    lost_id = lose_the_oldest(broker)
     assert lost_id == ids[0]
     assert outbox.audit(client.app, broker, sent_before=time.time()) == [lost_id]
     assert outbox.audit(client.app, broker, sent_before=time.time()) == []  # queued again
@@ -51,25 +64,13 @@ def test_a_message_the_broker_lost_is_sent_again_once(redis_server, tmp_path):
         assert scenario.check_features(i).feat.shape[0] == scenario.points
 
 
-def _lose_the_oldest(broker) -> str:
-    """Pop the oldest extract message as a worker's BRPOP does, and record
-    it nowhere (the worker dies before kombu records it as unacknowledged);
-    its task id."""
-    lost = broker.rpop('extract')
-    return re.search(rb'"id": "([0-9a-f-]+)"', lost).group(1).decode()
-
-
 def test_a_message_a_dead_worker_took_unrecorded_is_sent_again(redis_server, tmp_path):
     """Seen once in a batch of 200 with a kill -9 of a worker's main process:
     the killed worker had popped a message and not yet recorded it. A live
     worker strikes the dead one off the roll and audits at once."""
     url = redis_server.url(11)
-    client = client_for(url)
-    broker = redis.Redis.from_url(url)
-    scenario = Scenario('filesystem', str(tmp_path), n_images=2)
-    scenario.put_images()
-    ids = [client.submit('extract_features', scenario.extract_msg(i)) for i in range(2)]
-    assert _lose_the_oldest(broker) == ids[0]
+    client, broker, _, ids = queued_survey(url, tmp_path, 2)
+    assert lose_the_oldest(broker) == ids[0]
     broker.hset(liveness.ROLL, 'ghost@host', '1@0')  # on the roll, no heartbeat
     env = worker_env(url, DEAD_WORKER_AFTER=5)
     with workers(('survivor', 'extract', env, tmp_path)) as (survivor,):
@@ -90,12 +91,8 @@ def test_a_restarted_worker_looks_for_what_its_earlier_run_took(redis_server, tm
     name on the roll under another run, audits as it starts (well before
     DEAD_WORKER_AFTER, 60 s here)."""
     url = redis_server.url(12)
-    client = client_for(url)
-    broker = redis.Redis.from_url(url)
-    scenario = Scenario('filesystem', str(tmp_path), n_images=1)
-    scenario.put_images()
-    task_id = client.submit('extract_features', scenario.extract_msg(0))
-    assert _lose_the_oldest(broker) == task_id
+    client, broker, _, (task_id,) = queued_survey(url, tmp_path, 1)
+    assert lose_the_oldest(broker) == task_id
     broker.hset(liveness.ROLL, f'again@{socket.gethostname()}', '1@0')
     started_at = time.monotonic()
     with workers(('again', 'extract', worker_env(url), tmp_path)) as (worker,):
