@@ -27,12 +27,13 @@ Here every worker on Redis:
   reached, and ``DEAD_WORKER_AFTER`` seconds later, once the fleet has
   settled, has one worker audit the outbox (``workers.outbox``): messages
   Redis lost in the fault are sent again;
-- audits the outbox at once when a worker on the roll has stopped beating
-  (one worker takes it off the roll), or when it finds its own hostname on
-  the roll under an earlier run (that run died; a restarted container keeps
-  its hostname). A worker killed between popping a message (BRPOP) and
-  recording it as unacknowledged took it from Redis with nothing left to
-  restore: seen once in a batch of 200 with a kill -9 of a main process.
+- audits the outbox on its next round (``DEAD_WORKER_AFTER / 4``) when it
+  has struck off the roll a worker whose heartbeat expired (one reaper
+  does), or when it finds its own hostname on the roll under an earlier run
+  (that run died; a restarted container keeps its hostname). A worker
+  killed between popping a message (BRPOP) and recording it as
+  unacknowledged took it from Redis with nothing left to restore: seen once
+  in a batch of 200 with a kill -9 of a main process.
 
 The message keeps its task id: the client waiting on it sees it run again,
 and dedup keeps answering that id. A worker that was only paused longer
@@ -68,6 +69,13 @@ if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
 end
 return 0
 """
+# Free the audit lock if this worker still holds it.
+_RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 class Liveness:
@@ -88,6 +96,8 @@ class Liveness:
         self.run = f'{os.getpid()}@{time.time():.6f}'  # this run of the worker, on the roll
         self.run_id: str | None = None  # Redis's, as last seen
         self.fault_seen_at: float | None = None  # an outbox audit is due after it
+        # A worker was lost: audit what was sent before this, next round.
+        self.loss_sent_before: float | None = None
         self.threads = [
             threading.Thread(target=self._every, args=(self.dead_after / 4, self.beat),
                              name='spacer-heartbeat', daemon=True),
@@ -97,15 +107,21 @@ class Liveness:
                              name='spacer-outbox-audit', daemon=True)]
 
     def start(self) -> None:
-        earlier = _text(self.client.hget(ROLL, self.hostname))
-        self.beat()
-        if earlier is not None and earlier != self.run:
-            try:
+        """Beat, look for an earlier run of this worker on the roll, start
+        the threads. Redis down here must not leave the worker without
+        them (its held messages would look abandoned)."""
+        started_at = time.time()
+        try:
+            earlier = _text(self.client.hget(ROLL, self.hostname))
+            self.beat()
+        except Exception:  # noqa: BLE001 - the audit after the fault covers an earlier run
+            self._fault_seen()
+            logger.warning("Could not reach the broker's Redis as the worker started;"
+                           " trying again.", exc_info=True)
+        else:
+            if earlier is not None and earlier != self.run:
                 self._worker_lost(self.hostname, 'an earlier run of this worker ended'
-                                  ' without stopping')
-            except Exception:  # noqa: BLE001 - audited after the fault instead
-                logger.warning("Could not audit the outbox; trying again later.",
-                               exc_info=True)
+                                  ' without stopping', sent_before=started_at)
         for thread in self.threads:
             thread.start()
 
@@ -148,8 +164,29 @@ class Liveness:
             self.fault_seen_at = time.time()
 
     def audit_if_due(self) -> list[str]:
+        """The audit thread's work: after a lost worker, and after a Redis
+        fault once the fleet has settled. Ids sent again."""
+        return self._audit_loss() + self._audit_fault()
+
+    def _audit_loss(self) -> list[str]:
+        """Audit for a lost worker, unless another worker audits now (then
+        next round). The lock is freed after: each loss needs its audit."""
+        sent_before = self.loss_sent_before
+        if sent_before is None:
+            return []
+        if not self.client.set(outbox.AUDIT_LOCK, self.hostname, nx=True, ex=self.dead_after):
+            return []
+        try:
+            resent = outbox.audit(self.app, self.client, sent_before=sent_before)
+        finally:
+            self.client.eval(_RELEASE_SCRIPT, 1, outbox.AUDIT_LOCK, self.hostname)
+        if self.loss_sent_before == sent_before:  # no later loss meanwhile
+            self.loss_sent_before = None
+        return resent
+
+    def _audit_fault(self) -> list[str]:
         """After a Redis fault, once the fleet has settled, audit the outbox
-        (one worker per fault: the first to take the lock). Ids sent again."""
+        (one worker per fault: the first to take the lock)."""
         seen = self.fault_seen_at
         if seen is None or time.time() < seen + self.dead_after:
             return []
@@ -163,37 +200,38 @@ class Liveness:
             self.client.delete(outbox.AUDIT_LOCK)
             raise
 
-    def _worker_lost(self, hostname: str, why: str) -> list[str]:
-        """Audit the outbox now for a worker that died: a message it had
-        popped but not yet recorded is in no queue and held by no one. Its
-        recorded messages are still unacknowledged (the reaper returns
-        them), so the audit leaves them be. Ids sent again."""
+    def _worker_lost(self, hostname: str, why: str, sent_before: float) -> None:
+        """Have the next audit look for what a dead worker had popped but
+        not yet recorded: in no queue and held by no one. Its recorded
+        messages are still unacknowledged (the reaper returns them), so the
+        audit leaves them be."""
         logger.warning("Worker %s is gone (%s); looking for messages it took unrecorded.",
                        hostname, why)
-        # The audit lock is not taken: it keeps the workers that saw one
-        # Redis fault from auditing it each; this worker alone saw this loss.
-        try:
-            return outbox.audit(self.app, self.client, sent_before=time.time())
-        except Exception:
-            self._fault_seen()  # the audit after a fault covers it
-            raise
+        self.loss_sent_before = max(self.loss_sent_before or 0.0, sent_before)
 
-    def reap_round(self) -> list[str]:
+    def reap_round(self) -> None:
         """The reaper thread's work: dead workers' messages back to their
-        queues, then the dead struck off the roll. Ids restored or sent again."""
-        return self.reap() + self.strike_off_dead()
+        queues, then the dead struck off the roll."""
+        self.reap()
+        self.strike_off_dead()
 
     def strike_off_dead(self) -> list[str]:
         """Take the workers whose heartbeat expired off the roll (the one
-        reaper that does audits for them). Ids sent again."""
-        resent = []
+        reaper that does audits for them). Their hostnames."""
+        # A dead worker's last beat is DEAD_WORKER_AFTER old, and it died
+        # within a beat (a quarter of that) after: what it took was sent
+        # before this. Leaving out later sends spares the audit a task
+        # whose producer has kept its copy and not yet sent it.
+        sent_before = time.time() - self.dead_after / 4
+        struck_off = []
         for hostname, run in self.client.hgetall(ROLL).items():
             hostname, run = _text(hostname), _text(run)
             if hostname == self.hostname or self._alive(hostname):
                 continue
             if self.client.eval(_STRIKE_OFF_SCRIPT, 1, ROLL, hostname, run):
-                resent += self._worker_lost(hostname, 'it stopped beating')
-        return resent
+                self._worker_lost(hostname, 'it stopped beating', sent_before)
+                struck_off.append(hostname)
+        return struck_off
 
     def hold(self, task_id: str) -> None:
         """Record this worker as the holder of a task's message (the

@@ -151,6 +151,6 @@ def audit(app: Any, client: Any, sent_before: float) -> list[str]:
                       soft_time_limit=soft, time_limit=hard)
         client.zadd(SENT, {task_id: time.time()})
         resent.append(task_id)
-        logger.warning("Task %s: its message was lost by the broker (it was in no queue and"
-                       " held by no worker); sent again.", task_id)
+        logger.warning("Task %s: its message was in no queue and held by no worker (lost by"
+                       " the broker, or taken by a worker that died); sent again.", task_id)
     return resent

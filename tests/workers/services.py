@@ -109,11 +109,16 @@ def worker_env(broker_url: str, backend_url: str | None = None, **settings) -> d
     return env
 
 
+def hostname_of(name: str) -> str:
+    """The Celery hostname of the test worker called ``name``."""
+    return f'{name}@{socket.gethostname()}'
+
+
 class Worker:
     """One `spacer worker` process group with its log file."""
 
     def __init__(self, name: str, queues: str, env: dict, log_dir: Path, *extra: str):
-        self.name = f'{name}@{socket.gethostname()}'
+        self.name = hostname_of(name)
         self.log = log_dir / f'{name}.log'
         with open(self.log, 'w') as out:
             self.proc = subprocess.Popen(

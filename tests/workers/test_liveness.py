@@ -144,19 +144,55 @@ def test_a_process_that_holds_nothing_records_no_holder(app, take_one):
     assert client.hexists('unacked', tag)
 
 
-def test_a_dead_worker_is_struck_off_the_roll_by_one_reaper_only(app, monkeypatch):
+def test_a_dead_worker_is_struck_off_the_roll_by_one_reaper_and_audited_once(
+        app, monkeypatch):
     from workers import liveness
     audits = []
-    monkeypatch.setattr(liveness.outbox, 'audit', lambda *_a, **_kw: audits.append(1) or [])
+    monkeypatch.setattr(liveness.outbox, 'audit',
+                        lambda *_a, sent_before, **_kw: audits.append(sent_before) or [])
     client = redis.Redis.from_url(app.conf.broker_url)
     dead, first, second = (liveness.Liveness(app, name) for name in (OTHER, ME, 'third@host'))
     for worker in (dead, first, second):
         worker.beat()
-    assert first.strike_off_dead() == [] and audits == []
+    assert first.strike_off_dead() == [] and first.audit_if_due() == [] and audits == []
     client.delete(f'spacer:worker:{OTHER}')  # its heartbeat lapsed
-    first.strike_off_dead()
-    second.strike_off_dead()
-    assert audits == [1]
+    assert (first.strike_off_dead(), second.strike_off_dead()) == ([OTHER], [])
+    first.audit_if_due()
+    second.audit_if_due()
+    first.audit_if_due()
+    assert len(audits) == 1 and audits[0] < time.time() - first.dead_after / 4 + 1
+    assert client.get(liveness.outbox.AUDIT_LOCK) is None  # freed for the next loss
     assert client.hgetall(liveness.ROLL).keys() == {ME.encode(), b'third@host'}
     first.stop()
     assert client.hgetall(liveness.ROLL).keys() == {b'third@host'}
+
+
+def test_a_worker_that_started_again_is_not_struck_off_for_its_earlier_run(app, monkeypatch):
+    """A reaper read the roll while the dead run was on it; meanwhile the
+    worker started again under the same hostname (a restarted container)."""
+    from workers import liveness
+    client = redis.Redis.from_url(app.conf.broker_url)
+    earlier, reaper = liveness.Liveness(app, OTHER), liveness.Liveness(app, ME)
+    earlier.beat()
+    stale = client.hgetall(liveness.ROLL)
+    client.delete(f'spacer:worker:{OTHER}')
+    liveness.Liveness(app, OTHER).beat()  # the new run, on the roll
+    client.delete(f'spacer:worker:{OTHER}')  # and seen between its beats
+    monkeypatch.setattr(reaper.client, 'hgetall', lambda _key: stale)
+    assert reaper.strike_off_dead() == [] and reaper.loss_sent_before is None
+    assert client.hget(liveness.ROLL, OTHER) != stale[OTHER.encode()]
+
+
+def test_a_worker_starts_its_threads_when_redis_is_down_as_it_starts(app, monkeypatch):
+    from workers import liveness
+    worker = liveness.Liveness(app, ME)
+
+    def refused(*_a, **_kw):
+        raise redis.ConnectionError('refused')
+    monkeypatch.setattr(worker.client, 'hget', refused)
+    worker.start()
+    try:
+        assert all(thread.is_alive() for thread in worker.threads)
+        assert worker.fault_seen_at is not None  # an audit follows the fault
+    finally:
+        worker.stop()
