@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import threading
-import time
 
 import pytest
 import redis
@@ -113,8 +112,12 @@ def test_each_role_does_its_own_work_end_to_end(acl_redis, tmp_path):
         assert producer.wait(first, timeout=60)['runtime'] >= 0
         flower_app = _flower_app(port)
         events = _listen_for_events(flower_app)
-        flower_app.control.enable_events()
-        time.sleep(1.0)
+        # Submit once the receiver hears the worker and the worker has
+        # turned its task events on (a busy one takes a while to do either).
+        wait_until(lambda: 'worker-heartbeat' in events['seen'], 30, 'a heartbeat event')
+        wait_until(lambda: any(worker.name in reply for reply in
+                               flower_app.control.enable_events(reply=True, timeout=2) or []),
+                   30, 'the worker to turn its task events on')
         second = producer.submit('extract_features', scenario.extract_msg(1))
         assert producer.wait(second, timeout=60)['runtime'] >= 0
         assert producer.peek([first, second])[second].state == 'SUCCESS'
