@@ -9,6 +9,7 @@ so every file numpy reads is still read.
 from __future__ import annotations
 
 import struct
+import threading
 import zipfile
 from functools import lru_cache
 from io import BytesIO
@@ -22,6 +23,12 @@ except ImportError:  # optional: numpy.load does the same, slower
 
 _LOCAL_HEADER = struct.Struct('<4sHHHHHIIIHH')
 _LOCAL_SIGNATURE = b'PK\x03\x04'
+# numpy parses npy headers with ast.literal_eval. CPython 3.11 counts the AST
+# constructor's recursion in state its threads share: a thread switch inside
+# the parse (a garbage collection running a finalizer) lets another thread's
+# parse move the count, and one of them fails with "SystemError: AST
+# constructor recursion depth mismatch" (seen in a worker's classify threads).
+_HEADER_PARSE = threading.Lock()
 
 
 def _member_bytes(raw: bytes, info: zipfile.ZipInfo) -> bytearray | None:
@@ -51,7 +58,8 @@ def _parse_header(header: bytes) -> tuple[tuple[int, ...], bool, np.dtype]:
     version = np.lib.format.read_magic(stream)
     read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                    else np.lib.format.read_array_header_2_0)
-    shape, fortran_order, dtype = read_header(stream)
+    with _HEADER_PARSE:
+        shape, fortran_order, dtype = read_header(stream)
     if stream.tell() != len(header):
         raise ValueError("npy header length disagrees with its contents.")
     return shape, fortran_order, dtype

@@ -1,4 +1,7 @@
 """The fast npz reader gives what numpy.load gives, and refuses what it refuses."""
+import gc
+import sys
+import threading
 import zipfile
 from io import BytesIO
 
@@ -53,3 +56,49 @@ def test_object_arrays_are_refused():
     storage_factory('memory').store('obj.fv', BytesIO(raw))
     with pytest.raises(MessageError, match='obj.fv: corrupt feature file'):
         ImageFeatures.load(DataLocation('memory', 'obj.fv'))
+
+
+class _Cycle:
+    """Garbage whose finalizer runs Python code: a collection inside numpy's
+    header parse can then switch threads mid-parse, as in a busy worker."""
+
+    def __init__(self):
+        self.itself = self
+
+    def __del__(self):
+        sum(range(50))
+
+
+def test_threads_parse_headers_at_once():
+    """Four classify threads reading feature files of new shapes at once.
+    Without the lock, CPython 3.11 fails one of them within a few hundred
+    parses ("AST constructor recursion depth mismatch")."""
+    old_interval, old_threshold = sys.getswitchinterval(), gc.get_threshold()
+    sys.setswitchinterval(1e-6)
+    gc.set_threshold(50, 1, 1)
+    errors = []
+
+    def parse_many(thread: int):
+        for n in range(1, 3001):
+            _Cycle()
+            shape = (thread, n)
+            header = BytesIO()
+            np.lib.format.write_array_header_1_0(
+                header, {'descr': '<f8', 'fortran_order': False, 'shape': shape})
+            try:
+                parsed = npz_reader._parse_header(header.getvalue())
+            except SystemError as e:
+                errors.append(e)
+                return
+            assert parsed[0] == shape
+
+    try:
+        threads = [threading.Thread(target=parse_many, args=(t,)) for t in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(old_interval)
+        gc.set_threshold(*old_threshold)
+    assert errors == []
