@@ -118,6 +118,14 @@ def _read_copy(app: Any, task_id: str, raw: Any) -> list | None:
     return [task_name, queue, message, soft, hard]
 
 
+def _attempts_started(app: Any, task_id: str) -> int:
+    """The retry count the message sent again carries. The copy is of the
+    first attempt's message; a task in RETRY lost its retry's message, and
+    that attempt must not pass for a second copy of one already started."""
+    counted = getattr(app.backend, 'attempts_started', None)
+    return counted(task_id) if counted is not None else 0
+
+
 def audit(app: Any, client: Any, sent_before: float) -> list[str]:
     """Send again the messages lost of tasks sent before ``sent_before``
     (a time.time()); drop the copies of tasks that ended. The ids sent again."""
@@ -148,7 +156,8 @@ def audit(app: Any, client: Any, sent_before: float) -> list[str]:
         task_name, queue, message, soft, hard = copy
         app.send_task(task_name, args=[message], task_id=task_id, queue=queue,
                       exchange='', routing_key=queue,  # straight to the queue
-                      soft_time_limit=soft, time_limit=hard)
+                      soft_time_limit=soft, time_limit=hard,
+                      retries=_attempts_started(app, task_id))
         client.zadd(SENT, {task_id: time.time()})
         resent.append(task_id)
         logger.warning("Task %s: its message was in no queue and held by no worker (lost by"

@@ -98,6 +98,12 @@ class RedisResultBackend(RedisBackend):
                      [value, seconds, request.retries or 0, int(redelivered)])
         return True
 
+    def attempts_started(self, task_id: str) -> int:
+        """How many attempts of a task have started (recorded by
+        ``_START_ATTEMPT``); 0 when none has."""
+        started = self.client.get(ATTEMPT_PREFIX + task_id)
+        return 0 if started is None else int(started) + 1
+
     def _state_write(self, task_id: str, result: Any, state: str, traceback: Any,
                      request: Any) -> tuple[Any, Any, int]:
         """The key, encoded meta and expiry (seconds, 0: none) of one write."""

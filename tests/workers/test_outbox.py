@@ -18,6 +18,7 @@ import redis
 from tests.workers.scenario import Scenario
 from tests.workers.services import client_for, hostname_of, wait_until, workers, worker_env
 from workers import liveness, outbox
+from workers.result_backend import ATTEMPT_PREFIX
 
 pytestmark = [pytest.mark.integration]
 
@@ -96,3 +97,22 @@ def test_a_restarted_worker_looks_for_what_its_earlier_run_took(redis_server, tm
         assert 'runtime' in client.wait(task_id, 60)
         assert broker.hget(liveness.ROLL, worker.name) != b'1@0'  # this run, now
     assert 'an earlier run of this worker ended without stopping' in worker.log_text()
+
+
+def test_a_lost_retry_is_sent_again_as_the_next_attempt(redis_server, tmp_path):
+    """The first attempt started and asked for a retry, whose message the
+    broker lost. The copy is of the first attempt's message: sent again as
+    it is, it would pass for a second copy of a started attempt and be
+    dropped, leaving the task in RETRY for good."""
+    url = redis_server.url(13)
+    client, broker, scenario, (task_id,) = queued_survey(url, tmp_path, 1)
+    assert lose_the_oldest(broker) == task_id
+    broker.set(ATTEMPT_PREFIX + task_id, 0)  # as the first attempt's start left it
+    client.app.backend.mark_as_retry(task_id, OSError('storage timed out'))
+
+    assert outbox.audit(client.app, broker, sent_before=time.time()) == [task_id]
+    with workers(('retrier', 'extract', worker_env(url), tmp_path)) as (worker,):
+        assert 'runtime' in client.wait(task_id, 60)
+    assert 'a second copy of its message' not in worker.log_text()
+    assert broker.get(ATTEMPT_PREFIX + task_id) == b'1'
+    assert scenario.check_features(0).feat.shape[0] == scenario.points
