@@ -15,7 +15,8 @@ lost one task in 500, one restart in three). kombu cannot prevent it. So:
   fleet has settled, one worker audits the outbox (``audit``): a task
   still PENDING or RETRY, sent before the fault, whose message is neither
   waiting in a queue nor held by any worker, is sent again under its own
-  task id. Copies of tasks that ended are dropped on the way.
+  task id (a task in RETRY as its next attempt). Copies of tasks that ended
+  are dropped on the way.
 
 Messages sent by other producers (plain ``send_task``) have no copy and are
 not covered. With signed messages on (``workers.signing``), the producer signs
