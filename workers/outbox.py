@@ -122,7 +122,8 @@ def _read_copy(app: Any, task_id: str, raw: Any) -> list | None:
 def _attempts_started(app: Any, task_id: str) -> int:
     """The retry count the message sent again carries. The copy is of the
     first attempt's message; a task in RETRY lost its retry's message, and
-    that attempt must not pass for a second copy of one already started."""
+    that attempt must not pass for a second copy of one already started.
+    (The retry's countdown is not kept: the message goes at once.)"""
     counted = getattr(app.backend, 'attempts_started', None)
     return counted(task_id) if counted is not None else 0
 
@@ -145,6 +146,10 @@ def audit(app: Any, client: Any, sent_before: float) -> list[str]:
     missing -= present_task_ids(client, queues)
     resent = []
     for task_id in sorted(missing):
+        # Read before the state: an attempt that starts in between writes
+        # both at once: either the state shows it, or what is sent here is
+        # dropped as a second copy of that attempt.
+        retries = _attempts_started(app, task_id)
         if app.AsyncResult(task_id).state not in WAITING_STATES:
             continue
         raw = client.hget(COPIES, task_id)
@@ -157,8 +162,7 @@ def audit(app: Any, client: Any, sent_before: float) -> list[str]:
         task_name, queue, message, soft, hard = copy
         app.send_task(task_name, args=[message], task_id=task_id, queue=queue,
                       exchange='', routing_key=queue,  # straight to the queue
-                      soft_time_limit=soft, time_limit=hard,
-                      retries=_attempts_started(app, task_id))
+                      soft_time_limit=soft, time_limit=hard, retries=retries)
         client.zadd(SENT, {task_id: time.time()})
         resent.append(task_id)
         logger.warning("Task %s: its message was in no queue and held by no worker (lost by"
