@@ -33,6 +33,8 @@ from workers.settings import WorkerSettings, load
 # default makes every embedded task take a second (facts.md).
 EMBEDDED_POLL_INTERVAL = 0.005
 REDIS_TRANSPORT = 'workers.redis_transport:Transport'
+# Seconds a new pool process has to report that it is up (Celery: 4).
+PROCESS_START_SECONDS = 60
 
 
 def verified_tls(url: str) -> dict | None:
@@ -100,6 +102,11 @@ def celery_config(settings: WorkerSettings) -> dict:
         worker_send_task_events=False,
         # Warm caches live as long as the pool process: never recycle it.
         worker_max_tasks_per_child=None,
+        # Celery kills a new pool process that has not said it is up within
+        # 4 s. Beside a CPU hog, the child replacing one killed at its hard
+        # limit took longer, and Celery killed each replacement in turn: the
+        # worker kept taking messages it never ran.
+        worker_proc_alive_timeout=PROCESS_START_SECONDS,
         # The embedded worker's thread and the caller must see one result
         # cache (the in-memory one is per backend object, normally per thread).
         result_backend_thread_safe=settings.embedded,
