@@ -33,11 +33,12 @@ services:
 
 # Four pytest processes, a test module to each: most fleet tests wait on
 # workers, heartbeats and time limits, so their waits overlap even on two
-# cores. TEST_PROCESSES=0 runs everything in this one process.
+# cores. TEST_PROCESSES=0 runs everything in this one process. The 30 slowest
+# tests are listed at the end, to see where the time goes.
 TEST_PROCESSES ?= 4
 
 test: venv services
-	$(PY) -m pytest -q -n $(TEST_PROCESSES) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_PROCESSES) --dist loadfile --durations=30
 
 # The fleet as containers on this machine, from nothing: a private Docker
 # engine, images built here, the compose stack, scaling, a worker killed
