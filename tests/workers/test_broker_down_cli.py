@@ -47,9 +47,10 @@ def stopped_redis(tmp_path_factory):
 
 class SilentListener:
     """A port that accepts connections and never answers. It notes when
-    each connection came and when its client gave up on it, so the wait is
-    timed where it happens, apart from the command's start and exit (which
-    beside a CPU hog and three more test processes took over 5 s)."""
+    each connection came (as late as its accept() runs) and when its client
+    gave up on it, so the wait is timed where it happens, apart from the
+    command's start and exit (which beside a CPU hog and three more test
+    processes took over 5 s)."""
 
     def __init__(self):
         self._server = socket.create_server(('127.0.0.1', 0))
@@ -138,7 +139,10 @@ def test_a_broker_that_never_answers_costs_one_connect_timeout(silent_listener, 
     done, took = _run(command, tmp_path, worker_env(url))
     _one_line(done, command, 'broker')
     assert took >= 5, took
-    assert 5 <= silent_listener.waited() < 9
+    # The listener notes a connection when its accept() returns, which a busy
+    # machine runs after the client has connected and started its 5 s: the
+    # wait it sees can be a little short of 5 s (4.986 s beside a CPU hog).
+    assert 4 <= silent_listener.waited() < 9
 
 
 def test_a_result_backend_that_is_down_is_named_as_such(stopped_redis, redis_server, tmp_path):
