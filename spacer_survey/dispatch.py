@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 from spacer.messages import return_message_class
 from workers import client as producer_client
 from workers import control, routing
+from workers.errors import BrokerUnavailableError
 
 WAIT_TICK = 0.5   # seconds between on_wait calls while a task runs
 CONSUMERS_TIMEOUT = 2.0  # seconds the live workers have to say which queues they consume
@@ -104,7 +105,15 @@ class QueueDispatcher:
                     raise
             self._watch_consumers(task_name)
             if on_wait is not None:
-                on_wait(self.client.result(task_id).progress)
+                on_wait(self._progress(task_id))
+
+    def _progress(self, task_id: str) -> dict | None:
+        """What the task last reported, from one read; None while the
+        result backend cannot be reached (the wait goes on through that)."""
+        try:
+            return self.client.peek([task_id])[task_id].progress
+        except BrokerUnavailableError:
+            return None
 
     def run_all(self, task_name: str, messages: Iterable[Any]
                 ) -> Iterator[Any]:

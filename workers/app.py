@@ -25,6 +25,7 @@ import ssl
 
 from celery import Celery
 
+from spacer import config
 from workers import celery_conf, routing, signing
 from workers.result_backend import BACKEND_FOR_SCHEME
 from workers.settings import WorkerSettings, load
@@ -33,6 +34,8 @@ from workers.settings import WorkerSettings, load
 # default makes every embedded task take a second (facts.md).
 EMBEDDED_POLL_INTERVAL = 0.005
 REDIS_TRANSPORT = 'workers.redis_transport:Transport'
+# Seconds a result backend command may wait for its reply.
+RESULT_BACKEND_REPLY_TIMEOUT = 10
 # Seconds a new pool process has to report that it is up (Celery: 4).
 PROCESS_START_SECONDS = 60
 
@@ -75,6 +78,12 @@ def celery_config(settings: WorkerSettings) -> dict:
         result_backend=backend,
         broker_use_ssl=verified_tls(broker),
         redis_backend_use_ssl=verified_tls(backend),
+        # Without these, a result backend host that drops packets holds a
+        # connection attempt for the operating system's own timeout, and a
+        # command for Celery's 120 s; its commands are small (a result, a
+        # state), so a reply later than this means the host is lost.
+        redis_socket_connect_timeout=config.get('BROKER_CONNECT_TIMEOUT'),
+        redis_socket_timeout=RESULT_BACKEND_REPLY_TIMEOUT,
         task_serializer='json',
         result_serializer='json',
         accept_content=['json'],

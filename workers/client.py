@@ -56,6 +56,8 @@ from workers.embedded import ensure_worker
 from workers.errors import BrokerUnavailableError, RemoteError, remote_error
 from workers.job_state_store import store_for
 from workers.queues import present_task_ids
+from workers.result_backend import RedisResultBackend
+from workers.result_wait import WaitTimedOut, wait_for_final_meta
 from workers.task_states import PROGRESS
 
 
@@ -292,51 +294,62 @@ class Client:
         backend = self.app.backend
         if not ids:
             return {}
-        if not (hasattr(backend, 'mget') and hasattr(backend, 'get_key_for_task')):
+        if not isinstance(backend, RedisResultBackend):  # the embedded worker's, RPC
             return self.poll(ids)
         try:
             values = backend.mget([backend.get_key_for_task(i) for i in ids])
         except BROKER_FAULTS as e:
-            raise BrokerUnavailableError(
-                self.app.conf.result_backend or self.app.conf.broker_write_url, e,
-                consequence=None, what='result backend') from e
+            raise self._backend_unreachable(e) from e
         return {task_id: task_result(task_id, backend.decode_result(value) if value
                                      else {'status': states.PENDING, 'result': None})
                 for task_id, value in zip(ids, values)}
+
+    def _backend_unreachable(self, fault: BaseException) -> BrokerUnavailableError:
+        return BrokerUnavailableError(
+            self.app.conf.result_backend or self.app.conf.broker_write_url, fault,
+            consequence=None, what='result backend')
 
     def poll(self, task_ids: Iterable[str]) -> dict[str, TaskResult]:
         """Where each task stands, without waiting."""
         return {task_id: self.result(task_id) for task_id in task_ids}
 
     def wait_result(self, task_id: str, timeout: float | None = None) -> TaskResult:
-        """Block until the task is finished; TimeoutError after ``timeout`` s."""
+        """Block until the task is finished; TimeoutError after ``timeout`` s.
+        A result backend that goes away meanwhile is waited out: the wait
+        ends by its deadline (plus at most one connect or reply timeout) either way."""
+        backend = self.app.backend
+        if isinstance(backend, RedisResultBackend):
+            try:
+                return task_result(task_id, wait_for_final_meta(backend, task_id, timeout))
+            except WaitTimedOut as timed_out:
+                if timed_out.fault is None:
+                    raise _not_finished(task_id, timeout, timed_out.state) from None
+                raise TimeoutError(f"Task {task_id}: no result after {timeout} s, state unknown."
+                                   f" {self._backend_unreachable(timed_out.fault)}"
+                                   ) from timed_out.fault
+        return self._wait_async_result(task_id, timeout)
+
+    def _wait_async_result(self, task_id: str, timeout: float | None) -> TaskResult:
+        """Celery's own wait, for backends other than Redis (the embedded
+        worker's in-memory one, RPC): polled, or pushed by the broker."""
         from celery.exceptions import TimeoutError as CeleryTimeout
 
-        # The backend's own wait (Redis pushes the result over pub/sub, other
-        # backends are polled every few milliseconds), in slices of at most a
-        # second with a direct look at the stored state between them: a
-        # pub/sub message can be missed (seen with a thousand results pending),
-        # and a wait must never outlast a result that is already stored.
+        # In slices of at most a second with a direct look at the stored
+        # state between them: a wait must never outlast a stored result.
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             slice_s = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
-            waiting = AsyncResult(task_id, app=self.app)
             try:
-                waiting.get(timeout=slice_s, propagate=False, interval=0.005,
-                            disable_sync_subtasks=False)
-                # A success is answered from the meta the wait received (no
-                # second read); any other end is read back whole.
-                received = waiting._cache
-                if received and received.get('status') == states.SUCCESS:
-                    return task_result(task_id, received)
+                AsyncResult(task_id, app=self.app).get(
+                    timeout=slice_s, propagate=False, interval=0.005,
+                    disable_sync_subtasks=False)
                 return self.result(task_id)
             except CeleryTimeout:
                 current = self.result(task_id)
                 if current.ready:
                     return current
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError(f"Task {task_id} not finished after {timeout} s "
-                                       f"(state {current.state}).") from None
+                    raise _not_finished(task_id, timeout, current.state) from None
 
     def wait(self, task_id: str, timeout: float | None = None) -> Any:
         """
@@ -344,6 +357,10 @@ class Client:
         failed raises RemoteError naming the error class and message.
         """
         return self.wait_result(task_id, timeout).raise_for_error()
+
+
+def _not_finished(task_id: str, timeout: float | None, state: str | None) -> TimeoutError:
+    return TimeoutError(f"Task {task_id} not finished after {timeout} s (state {state}).")
 
 
 def _shown_args(body: Any, limit: int) -> str | None:
@@ -375,6 +392,10 @@ def submit(task_name: str | None, message: Any, *, dedup_job: bool = True,
 
 def poll(task_ids: Iterable[str]) -> dict[str, TaskResult]:
     return default_client().poll(task_ids)
+
+
+def peek(task_ids: Iterable[str]) -> dict[str, TaskResult]:
+    return default_client().peek(task_ids)
 
 
 def wait(task_id: str, timeout: float | None = None) -> Any:

@@ -74,7 +74,7 @@ def test_process_job_keeps_the_results_of_tasks_that_succeeded(client, tmp_path)
     scenario.check_features(0)
 
 
-def test_poll_is_non_blocking_and_covers_many_ids(client, tmp_path):
+def test_poll_and_peek_are_non_blocking_and_cover_many_ids(client, tmp_path):
     scenario = Scenario('filesystem', str(tmp_path), n_images=3)
     scenario.put_images()
     ids = [client.submit('extract_features', scenario.extract_msg(i)) for i in range(3)]
@@ -84,6 +84,8 @@ def test_poll_is_non_blocking_and_covers_many_ids(client, tmp_path):
     for task_id in ids:
         client.wait(task_id, 30)
     assert all(r.ok for r in client.poll(ids).values())
+    peeked = client.peek(ids + ['no-such-task'])
+    assert [peeked[i].state for i in ids + ['no-such-task']] == ['SUCCESS'] * 3 + ['PENDING']
 
 
 def test_a_finished_job_may_run_again(client, tmp_path):
