@@ -34,8 +34,9 @@ from workers.settings import WorkerSettings, load
 # default makes every embedded task take a second (facts.md).
 EMBEDDED_POLL_INTERVAL = 0.005
 REDIS_TRANSPORT = 'workers.redis_transport:Transport'
-# Seconds a result backend command may wait for its reply.
-RESULT_BACKEND_REPLY_TIMEOUT = 10
+# Seconds a result backend command may take, sending included. Results hold
+# scores and locations, never features: storing a 30 MB one needs 1 MB/s.
+RESULT_BACKEND_REPLY_TIMEOUT = 30
 # Seconds a new pool process has to report that it is up (Celery: 4).
 PROCESS_START_SECONDS = 60
 
@@ -79,9 +80,7 @@ def celery_config(settings: WorkerSettings) -> dict:
         broker_use_ssl=verified_tls(broker),
         redis_backend_use_ssl=verified_tls(backend),
         # Without these, a result backend host that drops packets holds a
-        # connection attempt for the operating system's own timeout, and a
-        # command for Celery's 120 s; its commands are small (a result, a
-        # state), so a reply later than this means the host is lost.
+        # connection attempt, and each command, for Celery's 120 s.
         redis_socket_connect_timeout=config.get('BROKER_CONNECT_TIMEOUT'),
         redis_socket_timeout=RESULT_BACKEND_REPLY_TIMEOUT,
         task_serializer='json',

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from celery import states
+from celery.backends.redis import RedisBackend
 from celery.result import AsyncResult
 from kombu.exceptions import EncodeError, OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -56,7 +57,6 @@ from workers.embedded import ensure_worker
 from workers.errors import BrokerUnavailableError, RemoteError, remote_error
 from workers.job_state_store import store_for
 from workers.queues import present_task_ids
-from workers.result_backend import RedisResultBackend
 from workers.result_wait import WaitTimedOut, wait_for_final_meta
 from workers.task_states import PROGRESS
 
@@ -294,7 +294,7 @@ class Client:
         backend = self.app.backend
         if not ids:
             return {}
-        if not isinstance(backend, RedisResultBackend):  # the embedded worker's, RPC
+        if not isinstance(backend, RedisBackend):  # the embedded worker's, RPC
             return self.poll(ids)
         try:
             values = backend.mget([backend.get_key_for_task(i) for i in ids])
@@ -305,9 +305,9 @@ class Client:
                 for task_id, value in zip(ids, values)}
 
     def _backend_unreachable(self, fault: BaseException) -> BrokerUnavailableError:
-        return BrokerUnavailableError(
-            self.app.conf.result_backend or self.app.conf.broker_write_url, fault,
-            consequence=None, what='result backend')
+        backend = self.app.backend
+        return BrokerUnavailableError(getattr(backend, 'url', None) or self.app.conf.result_backend,
+                                      fault, consequence=None, what='result backend')
 
     def poll(self, task_ids: Iterable[str]) -> dict[str, TaskResult]:
         """Where each task stands, without waiting."""
@@ -315,41 +315,42 @@ class Client:
 
     def wait_result(self, task_id: str, timeout: float | None = None) -> TaskResult:
         """Block until the task is finished; TimeoutError after ``timeout`` s.
-        A result backend that goes away meanwhile is waited out: the wait
-        ends by its deadline (plus at most one connect or reply timeout) either way."""
+        A Redis result backend that goes away meanwhile is waited out
+        (``workers.result_wait``); one that refuses this client's
+        credentials raises BrokerUnavailableError."""
         backend = self.app.backend
-        if isinstance(backend, RedisResultBackend):
-            try:
-                return task_result(task_id, wait_for_final_meta(backend, task_id, timeout))
-            except WaitTimedOut as timed_out:
-                if timed_out.fault is None:
-                    raise _not_finished(task_id, timeout, timed_out.state) from None
-                raise TimeoutError(f"Task {task_id}: no result after {timeout} s, state unknown."
-                                   f" {self._backend_unreachable(timed_out.fault)}"
-                                   ) from timed_out.fault
-        return self._wait_async_result(task_id, timeout)
+        if not isinstance(backend, RedisBackend):
+            return self._wait_async_result(task_id, timeout)
+        try:
+            return task_result(task_id, wait_for_final_meta(backend, task_id, timeout))
+        except WaitTimedOut as timed_out:
+            if timed_out.fault is None:
+                raise _not_finished(task_id, timeout, timed_out.state) from None
+            unknown = f"unknown: {self._backend_unreachable(timed_out.fault)}"
+            raise _not_finished(task_id, timeout, unknown) from timed_out.fault
+        except BROKER_FAULTS as e:  # refused: wrong credentials, ACL
+            raise self._backend_unreachable(e) from e
 
     def _wait_async_result(self, task_id: str, timeout: float | None) -> TaskResult:
-        """Celery's own wait, for backends other than Redis (the embedded
-        worker's in-memory one, RPC): polled, or pushed by the broker."""
+        """Celery's own wait, for backends other than Redis: the embedded
+        worker's in-memory one (polled), RPC (pushed through the broker, to
+        the waiting result object alone: a read of the stored state in
+        between would find nothing and could take the message)."""
         from celery.exceptions import TimeoutError as CeleryTimeout
 
-        # In slices of at most a second with a direct look at the stored
-        # state between them: a wait must never outlast a stored result.
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            slice_s = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
-            try:
-                AsyncResult(task_id, app=self.app).get(
-                    timeout=slice_s, propagate=False, interval=0.005,
-                    disable_sync_subtasks=False)
-                return self.result(task_id)
-            except CeleryTimeout:
-                current = self.result(task_id)
-                if current.ready:
-                    return current
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise _not_finished(task_id, timeout, current.state) from None
+        waiting = AsyncResult(task_id, app=self.app)
+        try:
+            waiting.get(timeout=timeout, propagate=False, interval=0.005,
+                        disable_sync_subtasks=False)
+        except CeleryTimeout:
+            current = self.result(task_id)  # a result stored at the last moment
+            if current.ready:
+                return current
+            raise _not_finished(task_id, timeout, current.state) from None
+        received = waiting._cache
+        if received and received.get('status') in states.READY_STATES:
+            return task_result(task_id, received)
+        return self.result(task_id)
 
     def wait(self, task_id: str, timeout: float | None = None) -> Any:
         """

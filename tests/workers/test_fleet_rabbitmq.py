@@ -1,4 +1,5 @@
-"""The end-to-end run with RabbitMQ as the broker (results in Redis); skipped without one."""
+"""The end-to-end run with RabbitMQ as the broker (results in Redis, or sent back
+through RabbitMQ: the RPC backend); skipped without one."""
 from __future__ import annotations
 
 import pytest
@@ -59,3 +60,28 @@ def test_queue_depths_from_rabbitmq(client):
     depths = queue_depths(client.app)
     assert set(depths) == set(client.settings.queues.values())
     assert all(d == 0 for d in depths.values())
+
+
+def test_waits_through_rabbitmq_with_rpc_results(tmp_path):
+    """RPC sends a result to the waiting producer alone: the wait keeps
+    the end it received (there is nothing stored to read back)."""
+    token = tmp_path.name[-6:]
+    names = {kind: f'spacer-test-{token}-rpc-{kind}' for kind in ('extract', 'train', 'classify')}
+    env = worker_env(AMQP_URL, 'rpc://', QUEUE_EXTRACT=names['extract'],
+                     QUEUE_TRAIN=names['train'], QUEUE_CLASSIFY=names['classify'])
+    scenario = Scenario('filesystem', str(tmp_path), n_images=1)
+    scenario.put_images()
+    with workers(('rabbit-rpc', ','.join(names.values()), env, tmp_path, '-c', '1')):
+        client = client_for(AMQP_URL, 'rpc://', queues=names)
+        try:
+            done = client.wait_result(client.submit('extract_features', scenario.extract_msg(0)),
+                                      60)
+            assert done.state == 'SUCCESS' and 'runtime' in done.value
+            bad = scenario.extract_msg(0)
+            bad.job_token, bad.image_loc = 'missing-image', scenario.loc('no-such-image.png')
+            failed = client.wait_result(client.submit('extract_features', bad), 60)
+            assert (failed.state, failed.error_type) == ('FAILURE', 'FileNotFoundError')
+        finally:
+            with client.app.connection_for_write() as conn:
+                for name in names.values():
+                    conn.default_channel.queue_delete(name)
