@@ -22,6 +22,7 @@ credentials or a refused ACL are not waited out: they are raised at once.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -143,10 +144,13 @@ class _Listeners:
     def take(self, client: Any) -> PubSub:
         idle = getattr(self._local, 'idle', None)
         self._local.idle = None
-        if idle is not None and idle[0] is client:
-            return idle[1]
         if idle is not None:
-            idle[1].close()
+            owner, pid, pubsub = idle
+            if owner is client and pid == os.getpid():
+                return pubsub
+            # Another client's, or copied by a fork: redis-py shuts down
+            # only the sockets its own process opened.
+            pubsub.close()
         return client.pubsub()
 
     def give_back(self, client: Any, pubsub: PubSub, key: bytes) -> None:
@@ -155,7 +159,7 @@ class _Listeners:
         except REDIS_FAULTS:
             pubsub.close()  # the wait's outcome is in hand: a fault is the next wait's
             return
-        self._local.idle = (client, pubsub)
+        self._local.idle = (client, os.getpid(), pubsub)
 
 
 _listeners = _Listeners()

@@ -170,3 +170,25 @@ def test_refused_credentials_are_raised_at_once(redis_server):
         client.wait_result(str(uuid.uuid4()), timeout=30)
     assert time.monotonic() - began < LATE
     assert 'wrong' not in str(raised.value)  # the password is not shown
+
+
+def test_a_forked_child_waits_on_its_own_connection(client):
+    """A fork copies the parent's idle listening connection: the child
+    opens its own, and the parent's still serves the parent."""
+    import multiprocessing
+    first, in_child, after = (str(uuid.uuid4()) for _ in range(3))
+    store_later(client, first, 0.05)
+    client.wait_result(first, timeout=LATE)  # leaves an idle listener
+    listener = result_wait._listeners._local.idle[2]
+
+    def child() -> None:
+        store_later(client, in_child, 0.05)
+        sys.exit(0 if client.wait_result(in_child, timeout=LATE).value == ANSWER else 1)
+    process = multiprocessing.get_context('fork').Process(target=child)
+    process.start()
+    process.join(LATE * 2)
+    assert process.exitcode == 0
+    store_later(client, after, 0.05)
+    assert client.wait_result(after, timeout=LATE).value == ANSWER
+    idle = result_wait._listeners._local.idle
+    assert idle is not None and idle[2] is listener  # no fault made the parent replace it
