@@ -25,7 +25,8 @@ import pytest
 from spacer.data_classes import DataLocation, ImageFeatures
 from spacer.messages import ClassifyFeaturesMsg, ExtractFeaturesMsg, JobMsg
 from tests.workers.scenario import Scenario, png_bytes, rowcols
-from tests.workers.services import ROOT, SPACER, CeleryWorker, client_for, worker_env, workers
+from tests.workers.services import (ROOT, SPACER, CeleryWorker, client_for, wait_until,
+                                    worker_env, workers)
 
 SECRET = 'TOPSECRET-456'
 TIMEOUT = 60
@@ -212,8 +213,8 @@ def test_a_secret_in_a_feature_file_goes_nowhere(fleet):
     assert 'InvalidFeaturesError' in job_result.value['error_message'] \
         or 'AssertionError' in job_result.value['error_message']
     assert SECRET not in json.dumps(job_result.value)
-    time.sleep(0.5)  # the worker's log lines of the failure
-    assert 'secret.json' in fleet['worker'].log_text()  # the failure was logged...
+    wait_until(lambda: 'secret.json' in fleet['worker'].log_text(), 10,
+               'the worker to log the failure')
     assert SECRET not in fleet['worker'].log_text()     # ...without the content
     assert SECRET.encode() not in redis_dump(fleet['url'])
     env = worker_env(fleet['url'])
