@@ -215,7 +215,7 @@ def test_a_secret_in_a_feature_file_goes_nowhere(fleet):
     assert SECRET not in json.dumps(job_result.value)
     wait_until(lambda: 'secret.json' in fleet['worker'].log_text(), 10,
                'the worker to log the failure')
-    assert SECRET not in fleet['worker'].log_text()     # ...without the content
+    assert SECRET not in fleet['worker'].log_text()  # logged without the content
     assert SECRET.encode() not in redis_dump(fleet['url'])
     env = worker_env(fleet['url'])
     listed = subprocess.run([str(SPACER), 'dead-letters', 'list', '--full'], env=env,
